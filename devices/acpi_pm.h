@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "vmm/bus.h"
 #include "vmm/events.h"
@@ -19,6 +20,7 @@
 #define ACPI_PM1_EVT_LEN 4
 #define ACPI_PM1_CNT_LEN 2
 #define ACPI_PM_TMR_LEN 4
+#define ACPI_PM_TMR_HZ 3579545
 #define ACPI_SCI_IRQ 9
 #define ACPI_S5_SLP_TYP 5       /* value of SLP_TYP that means soft-off */
 #define ACPI_RESET_PORT 0x64    /* FADT RESET_REG: the i8042 command port ... */
@@ -26,8 +28,12 @@
 
 struct acpi_pm {
 	pthread_mutex_t lock;
-	/* TODO(helper): PM1 status/enable/control, timer origin. */
-	struct event_sink events; /* VM_EVENT_POWEROFF on SLP_EN with S5 */
+	uint16_t sts;               /* PM1a_STS, write-1-to-clear */
+	uint16_t en;                /* PM1a_EN */
+	uint16_t cnt;               /* PM1a_CNT but SCI_EN and write-only bits */
+	struct timespec tmr_origin; /* CLOCK_MONOTONIC time when PM_TMR was 0 */
+	int sci_level;              /* level last driven on the SCI line */
+	struct event_sink events;   /* VM_EVENT_POWEROFF on SLP_EN with S5 */
 	struct irq_line sci;
 };
 

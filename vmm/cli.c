@@ -1,1 +1,373 @@
-/* placeholder */
+// SPDX-License-Identifier: MIT
+/*
+ * Command-line parsing with QEMU's spelling. QEMU accepts both -flag and
+ * --flag, and option values of the form key=value,key=value; minivm accepts
+ * the keys that make sense for it and refuses the rest by name, so a
+ * command line copied from QEMU either means the same here or fails loudly.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/cli.h"
+#include "vmm/log.h"
+
+void cli_usage(void)
+{
+	printf("usage: minivm [options]\n"
+	       "\n"
+	       "Boot a Linux guest on KVM. Flags are spelled as in QEMU.\n"
+	       "\n"
+	       "  -kernel bzImage      the Linux kernel to boot\n"
+	       "  -initrd file         an initial ramdisk\n"
+	       "  -append cmdline      the kernel command line\n"
+	       "  -m size              guest RAM: MiB, or with a K/M/G/T suffix (default 128M)\n"
+	       "  -smp n               number of vCPUs (also cpus=n[,sockets=..,cores=..,threads=..])\n"
+	       "  -nographic           no display; the serial port is on the terminal\n"
+	       "  -serial dev          stdio (default), file:PATH, or none\n"
+	       "  -no-reboot           exit instead of rebooting when the guest reboots\n"
+	       "  -name name           a name for the VM\n"
+	       "  -enable-kvm, -accel kvm, -display none   accepted for QEMU compatibility\n"
+	       "  -v                   verbose diagnostics\n"
+	       "  -h, --help           this text\n"
+	       "  --version            the version\n"
+	       "\n"
+	       "On the serial console: Ctrl-a x quits, Ctrl-a h lists the other keys.\n");
+}
+
+int cli_parse_size(const char *s, uint64_t *bytes)
+{
+	uint64_t mult = 1ULL << 20; /* QEMU's -m counts in MiB by default */
+	unsigned long long v;
+	char *end;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case '\0':
+		break;
+	case 'B':
+		mult = 1;
+		break;
+	case 'K':
+		mult = 1ULL << 10;
+		break;
+	case 'M':
+		mult = 1ULL << 20;
+		break;
+	case 'G':
+		mult = 1ULL << 30;
+		break;
+	case 'T':
+		mult = 1ULL << 40;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end) {
+		end++;
+		/* "256M" and "256MB" and "256MiB" are all fine */
+		if (mult != 1 && (*end == 'i' || *end == 'I'))
+			end++;
+		if (mult != 1 && (*end == 'b' || *end == 'B'))
+			end++;
+		if (*end)
+			return -EINVAL;
+	}
+	if (v > UINT64_MAX / mult)
+		return -ERANGE;
+	*bytes = v * mult;
+	return 0;
+}
+
+/* Parses a decimal unsigned int without trailing garbage. */
+static int parse_uint(const char *s, unsigned *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v > 0xffffffffUL)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/*
+ * QEMU's option syntax: an optional leading value, then key=value pairs,
+ * comma-separated. Calls fn for each item; key is NULL for a bare value.
+ */
+static int for_each_opt(char *s, int (*fn)(void *ctx, const char *key, const char *val),
+			void *ctx)
+{
+	char *save = NULL;
+
+	for (char *item = strtok_r(s, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(item, '=');
+		int ret;
+
+		if (eq) {
+			*eq = '\0';
+			ret = fn(ctx, item, eq + 1);
+		} else {
+			ret = fn(ctx, NULL, item);
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int mem_opt(void *ctx, const char *key, const char *val)
+{
+	struct vm_config *cfg = ctx;
+
+	if (key && strcmp(key, "size"))
+		return -EINVAL;
+	return cli_parse_size(val, &cfg->ram_size);
+}
+
+struct smp_opts {
+	unsigned cpus, sockets, cores, threads;
+};
+
+static int smp_opt(void *ctx, const char *key, const char *val)
+{
+	struct smp_opts *o = ctx;
+
+	if (!key || !strcmp(key, "cpus"))
+		return parse_uint(val, &o->cpus);
+	if (!strcmp(key, "sockets"))
+		return parse_uint(val, &o->sockets);
+	if (!strcmp(key, "cores"))
+		return parse_uint(val, &o->cores);
+	if (!strcmp(key, "threads"))
+		return parse_uint(val, &o->threads);
+	if (!strcmp(key, "maxcpus") || !strcmp(key, "dies"))
+		return 0;
+	return -EINVAL;
+}
+
+static int parse_smp(const char *arg, struct vm_config *cfg)
+{
+	struct smp_opts o = { 0 };
+	char *s = strdup(arg);
+	int ret;
+
+	if (!s)
+		return -ENOMEM;
+	ret = for_each_opt(s, smp_opt, &o);
+	free(s);
+	if (ret)
+		return ret;
+	if (!o.cpus) {
+		/* QEMU derives cpus from the topology when only that is given. */
+		o.cpus = (o.sockets ? o.sockets : 1) * (o.cores ? o.cores : 1) *
+			 (o.threads ? o.threads : 1);
+		if (!o.sockets && !o.cores && !o.threads)
+			return -EINVAL;
+	}
+	cfg->ncpus = o.cpus;
+	return 0;
+}
+
+static int parse_serial(const char *arg, struct vm_config *cfg)
+{
+	if (!strcmp(arg, "stdio") || !strcmp(arg, "mon:stdio")) {
+		cfg->serial = SERIAL_STDIO;
+	} else if (!strcmp(arg, "none") || !strcmp(arg, "null")) {
+		cfg->serial = SERIAL_NONE;
+	} else if (!strncmp(arg, "file:", 5) && arg[5]) {
+		cfg->serial = SERIAL_FILE;
+		cfg->serial_path = arg + 5;
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_name(const char *arg, struct vm_config *cfg)
+{
+	/* "-name guest=NAME,..." or plain "-name NAME" */
+	if (!strncmp(arg, "guest=", 6))
+		arg += 6;
+	if (!*arg)
+		return -EINVAL;
+	cfg->name = arg;
+	return 0;
+}
+
+static int parse_accel(const char *arg, struct vm_config *cfg)
+{
+	(void)cfg;
+	return strncmp(arg, "kvm", 3) ? -EINVAL : 0;
+}
+
+static int parse_display(const char *arg, struct vm_config *cfg)
+{
+	(void)cfg;
+	return strcmp(arg, "none") ? -EINVAL : 0;
+}
+
+static int parse_mem(const char *arg, struct vm_config *cfg)
+{
+	char *s = strdup(arg);
+	int ret;
+
+	if (!s)
+		return -ENOMEM;
+	ret = for_each_opt(s, mem_opt, cfg);
+	free(s);
+	return ret;
+}
+
+static int set_string(const char **dst, const char *arg)
+{
+	if (!*arg)
+		return -EINVAL;
+	*dst = arg;
+	return 0;
+}
+
+static int set_kernel(const char *a, struct vm_config *c) { return set_string(&c->kernel, a); }
+static int set_initrd(const char *a, struct vm_config *c) { return set_string(&c->initrd, a); }
+static int set_append(const char *a, struct vm_config *c) { c->append = a; return 0; }
+
+struct cli_flag {
+	const char *name;
+	int (*parse)(const char *arg, struct vm_config *cfg); /* NULL: takes no argument */
+	const char *what; /* for errors: what a valid argument looks like */
+};
+
+static const struct cli_flag cli_flags[] = {
+	{ "kernel", set_kernel, "a file name" },
+	{ "initrd", set_initrd, "a file name" },
+	{ "append", set_append, "a command line" },
+	{ "m", parse_mem, "a size such as 256, 256M or 2G" },
+	{ "smp", parse_smp, "a number of vCPUs such as 2 or cpus=2" },
+	{ "serial", parse_serial, "stdio, file:PATH or none" },
+	{ "name", parse_name, "a name" },
+	{ "accel", parse_accel, "kvm" },
+	{ "display", parse_display, "none" },
+	{ "nographic", NULL, NULL },
+	{ "no-reboot", NULL, NULL },
+	{ "enable-kvm", NULL, NULL },
+	{ "v", NULL, NULL },
+	{ "help", NULL, NULL },
+	{ "h", NULL, NULL },
+	{ "version", NULL, NULL },
+};
+
+static const struct cli_flag *find_flag(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(cli_flags); i++)
+		if (!strcmp(cli_flags[i].name, name))
+			return &cli_flags[i];
+	return NULL;
+}
+
+static int apply_switch(const char *name, struct vm_config *cfg)
+{
+	if (!strcmp(name, "nographic"))
+		cfg->nographic = true;
+	else if (!strcmp(name, "no-reboot"))
+		cfg->no_reboot = true;
+	else if (!strcmp(name, "v"))
+		cfg->verbose++;
+	else if (!strcmp(name, "help") || !strcmp(name, "h"))
+		return (cli_usage(), CLI_EXIT);
+	else if (!strcmp(name, "version"))
+		return (printf("minivm %s\n", MINIVM_VERSION), CLI_EXIT);
+	return CLI_RUN;
+}
+
+static void config_defaults(struct vm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->ram_size = CLI_DEFAULT_RAM;
+	cfg->ncpus = 1;
+	cfg->serial = SERIAL_STDIO;
+	cfg->name = "minivm";
+}
+
+static int check_config(const struct vm_config *cfg)
+{
+	if (cfg->ram_size < (1ULL << 20)) {
+		pr_err("-m: guest memory must be at least 1M");
+		return -EINVAL;
+	}
+	if (cfg->ram_size & 0xfff) {
+		pr_err("-m: guest memory must be a multiple of 4K");
+		return -EINVAL;
+	}
+	if (cfg->ncpus == 0 || cfg->ncpus > CLI_MAX_VCPUS) {
+		pr_err("-smp: the number of vCPUs must be between 1 and %d", CLI_MAX_VCPUS);
+		return -EINVAL;
+	}
+	if (!cfg->kernel) {
+		pr_err("no kernel given: use -kernel bzImage");
+		return -EINVAL;
+	}
+	if (cfg->initrd && !cfg->kernel) {
+		pr_err("-initrd needs -kernel");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cli_parse(int argc, char **argv, struct vm_config *cfg)
+{
+	config_defaults(cfg);
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		const struct cli_flag *f;
+		int ret;
+
+		if (arg[0] != '-' || !arg[1]) {
+			pr_err("%s: unexpected argument (flags start with -)", arg);
+			return -EINVAL;
+		}
+		/* QEMU treats --flag like -flag */
+		f = find_flag(arg + 1 + (arg[1] == '-'));
+		if (!f) {
+			pr_err("%s: unknown option (see --help)", arg);
+			return -EINVAL;
+		}
+		if (!f->parse) {
+			ret = apply_switch(f->name, cfg);
+			if (ret != CLI_RUN)
+				return ret;
+			continue;
+		}
+		if (i + 1 >= argc) {
+			pr_err("%s: missing argument (%s)", arg, f->what);
+			return -EINVAL;
+		}
+		ret = f->parse(argv[++i], cfg);
+		if (ret) {
+			pr_err("%s %s: invalid argument (expected %s)", arg, argv[i], f->what);
+			return -EINVAL;
+		}
+	}
+	return check_config(cfg);
+}
+
+int cli_check_host(const struct vm_config *cfg, uint64_t host_ram)
+{
+	if (cfg->ram_size > host_ram) {
+		pr_err("-m: the guest asks for %" PRIu64 " MiB but the host has only %" PRIu64
+		       " MiB of memory", cfg->ram_size >> 20, host_ram >> 20);
+		return -ENOMEM;
+	}
+	return 0;
+}

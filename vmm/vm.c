@@ -1,1 +1,181 @@
-/* placeholder */
+// SPDX-License-Identifier: MIT
+/*
+ * The life of one VM: create it (KVM VM, memory, platform, vCPUs, kernel),
+ * run it until an event (power off, reset, error, signal), tear it down.
+ * A guest reboot is a teardown and a fresh create, which resets every
+ * device and vCPU without any per-device reset code to get wrong.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "vmm/arch.h"
+#include "vmm/console.h"
+#include "vmm/log.h"
+#include "vmm/vm.h"
+
+void vm_fire_event(struct vm *vm, enum vm_event ev)
+{
+	int none = VM_EVENT_NONE;
+	uint64_t one = 1;
+
+	/* The first event wins: a poweroff racing an error stays a poweroff. */
+	if (__atomic_compare_exchange_n(&vm->event, &none, ev, false,
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		if (write(vm->event_fd, &one, sizeof(one)) < 0)
+			pr_debug("event_fd: %s", strerror(errno));
+	}
+}
+
+static void vm_event_fire(void *ctx, enum vm_event ev)
+{
+	vm_fire_event(ctx, ev);
+}
+
+struct event_sink vm_event_sink(struct vm *vm)
+{
+	return (struct event_sink){ .fire = vm_event_fire, .ctx = vm };
+}
+
+static int vm_create_vcpus(struct vm *vm)
+{
+	int ret;
+
+	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vm->vcpus[i].fd = -1;
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		ret = kvm_create_vcpu(vm, &vm->vcpus[i], i);
+		if (ret)
+			return ret;
+		ret = arch_vcpu_init(&vm->vcpus[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct console *con)
+{
+	int ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = cfg;
+	vm->console = con;
+	vm->kvm_fd = vm->vm_fd = vm->event_fd = -1;
+	vm->nr_vcpus = cfg->ncpus;
+	bus_init(&vm->pio, "pio");
+	bus_init(&vm->mmio, "mmio");
+
+	vm->event_fd = eventfd(0, EFD_CLOEXEC);
+	if (vm->event_fd < 0)
+		return -errno;
+	ret = kvm_open(vm);
+	if (ret)
+		return ret;
+	ret = kvm_create_vm(vm);
+	if (ret)
+		return ret;
+	ret = guest_mem_init(&vm->mem, cfg->ram_size);
+	if (ret) {
+		pr_err("cannot allocate %llu MiB of guest memory: %s",
+		       (unsigned long long)(cfg->ram_size >> 20), strerror(-ret));
+		return ret;
+	}
+	ret = kvm_map_memory(vm);
+	if (ret)
+		return ret;
+	ret = arch_vm_init(vm);
+	if (ret)
+		return ret;
+	ret = vm_create_vcpus(vm);
+	if (ret)
+		return ret;
+	ret = arch_load_kernel(vm);
+	if (ret)
+		return ret;
+	arch_console_attach(vm);
+	return 0;
+}
+
+static void vm_stop_vcpus(struct vm *vm)
+{
+	__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_join(&vm->vcpus[i]);
+}
+
+/* Waits for a VM event or a signal; returns the event. */
+static enum vm_event vm_wait(struct vm *vm, int signal_fd)
+{
+	struct pollfd fds[3] = {
+		{ .fd = vm->event_fd, .events = POLLIN },
+		{ .fd = vm->console ? vm->console->quit_fd : -1, .events = POLLIN },
+		{ .fd = signal_fd, .events = POLLIN },
+	};
+
+	for (;;) {
+		if (poll(fds, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			pr_err("poll: %s", strerror(errno));
+			return VM_EVENT_ERROR;
+		}
+		if (fds[0].revents)
+			return __atomic_load_n(&vm->event, __ATOMIC_ACQUIRE);
+		if (fds[1].revents)
+			return VM_EVENT_POWEROFF; /* Ctrl-a x */
+		if (fds[2].revents) {
+			struct signalfd_siginfo si;
+
+			if (read(signal_fd, &si, sizeof(si)) == sizeof(si))
+				pr_info("terminating on signal %u", si.ssi_signo);
+			return VM_EVENT_POWEROFF;
+		}
+	}
+}
+
+enum vm_event vm_run(struct vm *vm, int signal_fd)
+{
+	enum vm_event ev;
+
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		if (vcpu_start(&vm->vcpus[i])) {
+			vm_stop_vcpus(vm);
+			return VM_EVENT_ERROR;
+		}
+	}
+	ev = vm_wait(vm, signal_fd);
+	vm_stop_vcpus(vm);
+	return ev;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->console)
+		console_detach(vm->console);
+	if (vm->vcpus) {
+		for (unsigned i = 0; i < vm->nr_vcpus; i++)
+			kvm_destroy_vcpu(vm, &vm->vcpus[i]);
+		free(vm->vcpus);
+	}
+	arch_vm_destroy(vm);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	if (vm->event_fd >= 0)
+		close(vm->event_fd);
+	guest_mem_destroy(&vm->mem);
+	bus_destroy(&vm->pio);
+	bus_destroy(&vm->mmio);
+	memset(vm, 0, sizeof(*vm));
+}

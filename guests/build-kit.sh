@@ -1,0 +1,367 @@
+#!/usr/bin/env bash
+# Build the guest kit: a Debian cloud kernel and a busybox initramfs that
+# minivm (or QEMU, for comparison) boots as a test guest.
+#
+# Output (never inside the repo):
+#   ${MINIVM_CACHE:-/var/cache/minivm}/kit/vmlinuz      bzImage of linux-image-cloud-amd64
+#   ${MINIVM_CACHE:-/var/cache/minivm}/kit/vmlinux      the same kernel unpacked: ELF with a PVH entry note
+#   ${MINIVM_CACHE:-/var/cache/minivm}/kit/initrd.img   gzip'd newc cpio (busybox, virtio modules, /init)
+#   ${MINIVM_CACHE:-/var/cache/minivm}/kit/version      kernel release, e.g. 6.1.0-56-cloud-amd64
+#   ${MINIVM_CACHE:-/var/cache/minivm}/kit/stamp        inputs' hash; a matching stamp makes re-runs instant
+#
+# The /init protocol (see the heredoc below) is documented in docs/rig.md.
+#
+# Usage: guests/build-kit.sh [--force]
+set -euo pipefail
+
+SCRIPT_PATH=$(readlink -f "${BASH_SOURCE[0]}")
+readonly SCRIPT_PATH
+readonly SCRIPT_DIR="${SCRIPT_PATH%/*}"
+readonly SCENARIO_DIR="$SCRIPT_DIR/scenarios"
+readonly CACHE="${MINIVM_CACHE:-/var/cache/minivm}"
+readonly KIT="$CACHE/kit"
+readonly META_PKG="linux-image-cloud-amd64"
+
+# Modules the guest loads.  A trailing '?' marks modules that may be missing
+# (not every kernel splits virtio_pci into the *_dev helpers).  Dependencies
+# (virtio_ring, failover, ...) are added from modules.dep automatically.
+readonly MODULES=(
+	virtio_ring virtio virtio_pci virtio_pci_modern_dev? virtio_pci_legacy_dev?
+	virtio_blk virtio_net net_failover failover
+	virtio_mmio? virtio_console? virtio_rng?
+)
+
+die() { echo "build-kit: error: $*" >&2; exit 1; }
+log() { echo "build-kit: $*" >&2; }
+
+# Install the Debian package providing a command, only when the command is
+# missing, so that a fresh Debian 12 machine (or CI) can run this script.
+need() {
+	local cmd=$1 pkg=$2
+	command -v "$cmd" >/dev/null 2>&1 && return 0
+	[[ $EUID -eq 0 ]] || die "'$cmd' is missing; install package '$pkg' (needs root)"
+	log "installing $pkg (for $cmd)"
+	apt-get install -y -q "$pkg" >&2 || die "apt-get install $pkg failed"
+	command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' still missing after installing $pkg"
+}
+
+check_tools() {
+	need apt-get apt
+	need dpkg-deb dpkg
+	need depmod kmod
+	need cpio cpio
+	need gzip gzip
+	need xz xz-utils
+	need flock util-linux
+	need sha256sum coreutils
+	# busybox-static, not busybox: the initramfs has no libc.
+	if [[ ! -x /bin/busybox ]] || ! dpkg -s busybox-static >/dev/null 2>&1; then
+		[[ $EUID -eq 0 ]] || die "busybox-static is missing (needs root to install)"
+		log "installing busybox-static"
+		apt-get install -y -q busybox-static >&2 || die "apt-get install busybox-static failed"
+	fi
+}
+
+# Print "PACKAGE VERSION" of the versioned kernel package that a metapackage
+# depends on, e.g. linux-image-cloud-amd64 -> "linux-image-6.1.0-56-cloud-amd64
+# 6.1.192-2".  One apt-cache call (each costs about a second).
+resolve_kernel_pkg() {
+	local meta=$1 deps
+	deps=$(apt-cache show --no-all-versions "$meta" 2>/dev/null | sed -n 's/^Depends: //p' | head -n1) || true
+	if [[ -z $deps ]]; then
+		log "apt-cache knows no $meta; running apt-get update once"
+		apt-get update -q >&2 || die "apt-get update failed"
+		deps=$(apt-cache show --no-all-versions "$meta" | sed -n 's/^Depends: //p' | head -n1)
+	fi
+	# Depends: linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2)
+	local pv
+	pv=$(tr ',' '\n' <<<"$deps" | sed -n 's/^ *\(linux-image-[0-9][^ ]*\) *(= *\([^)]*\)).*/\1 \2/p' | head -n1)
+	[[ -n $pv ]] || die "cannot find a versioned 'linux-image-N (= V)' in $meta's Depends: $deps"
+	echo "$pv"
+}
+
+# The cached .deb of PKG at VERSION, if any (file names escape ':' as %3a).
+find_deb() {
+	find "$CACHE/debs" -maxdepth 1 -name "${1}_${2//:/%3a}_*.deb" | head -n1
+}
+
+# Download (via apt-get download, i.e. Debian's mirror) and unpack a package
+# into $CACHE/pkgs/NAME_VERSION; print that directory.  Cached across runs.
+fetch_unpack() {
+	local pkg=$1 ver=$2 dir deb
+	dir="$CACHE/pkgs/${pkg}_${ver}"
+	if [[ ! -e $dir/.unpacked ]]; then
+		mkdir -p "$CACHE/debs"
+		deb=$(find_deb "$pkg" "$ver")
+		if [[ -z $deb ]]; then
+			log "downloading $pkg $ver"
+			# APT::Sandbox::User=root: _apt cannot write into a root-owned cache.
+			(cd "$CACHE/debs" && apt-get download -q -o APT::Sandbox::User=root "$pkg=$ver" >&2) ||
+				die "apt-get download $pkg=$ver failed"
+			deb=$(find_deb "$pkg" "$ver")
+		fi
+		[[ -n $deb && -f $deb ]] || die "downloaded .deb for $pkg not found in $CACHE/debs"
+		log "unpacking $(basename "$deb")"
+		rm -rf "$dir" && mkdir -p "$dir"
+		dpkg-deb -x "$deb" "$dir" || die "dpkg-deb -x $deb failed"
+		touch "$dir/.unpacked"
+	fi
+	echo "$dir"
+}
+
+# Print the module files (relative to lib/modules/KVER) for the named modules
+# and everything modules.dep says they need.  Built-in modules are skipped.
+module_closure() {
+	local moddir=$1; shift
+	local want name optional line
+	for want in "$@"; do
+		optional=0
+		[[ $want == *'?' ]] && { optional=1; want=${want%'?'}; }
+		name=${want//-/_}
+		# modules.dep: "kernel/a/b/name.ko: dep1.ko dep2.ko"; file names may use - or _.
+		line=$(awk -v n="$name" -F: '{ f=$1; sub(/.*\//, "", f); sub(/\.ko(\.[a-z]+)?$/, "", f); gsub(/-/, "_", f); if (f == n) { print; exit } }' "$moddir/modules.dep")
+		if [[ -z $line ]]; then
+			if grep -qE "/${name//_/[-_]}\.ko$" "$moddir/modules.builtin" 2>/dev/null; then
+				continue
+			fi
+			((optional)) && continue
+			die "module '$want' is neither in modules.dep nor built in ($moddir)"
+		fi
+		tr ' ' '\n' <<<"${line/:/ }" | sed '/^$/d'
+	done | sort -u
+}
+
+# Re-running must be fast, and apt-cache costs a second, so there are two
+# stamps.  The quick one covers this script, the scenarios, busybox and the
+# apt lists' state (which decides what the metapackage resolves to); when it
+# matches, nothing is asked of apt.  The full one replaces the apt lists by
+# the resolved kernel package, so an apt-get update that changed no kernel
+# costs one apt-cache call, not a rebuild.
+local_inputs() {
+	sha256sum "$SCRIPT_PATH"
+	find "$SCENARIO_DIR" -maxdepth 1 -name '*.sh' -type f -print0 | sort -z | xargs -0r sha256sum
+	echo "busybox $(dpkg-query -W -f='${Version}' busybox-static)"
+}
+quick_stamp() {
+	{
+		local_inputs
+		find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -printf '%f %T@ %s\n' 2>/dev/null | sort
+	} | sha256sum | cut -d' ' -f1
+}
+full_stamp() {
+	{ local_inputs; echo "kernel $1"; } | sha256sum | cut -d' ' -f1
+}
+
+# Is the kit complete, with line N of its stamp equal to STAMP?
+kit_matches() {
+	[[ -f $KIT/vmlinuz && -f $KIT/initrd.img && -f $KIT/stamp ]] &&
+		[[ $(sed -n "$1p" "$KIT/stamp") == "$2" ]]
+}
+
+write_init() {
+	cat >"$1" <<'EOF'
+#!/bin/sh
+# minivm guest kit /init (busybox sh).  Protocol:
+#   prints "minivm-guest: init reached" once the virtio modules are loaded;
+#   scenario=NAME     runs /scenarios/NAME.sh
+#   scenario64=B64    runs the base64-decoded shell script
+#   after a scenario: prints "minivm-guest: scenario exit N", then poweroff -f
+#   otherwise: an interactive shell on the console; poweroff -f when it exits.
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin HOME=/root TERM=${TERM:-linux}
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /tmp
+hostname minivm-guest
+
+# Quietly: some of these may be built in, and a missing device is no error.
+for m in virtio_pci virtio_mmio virtio_blk virtio_net virtio_console virtio_rng; do
+	modprobe -q "$m" 2>/dev/null
+done
+
+echo "minivm-guest: init reached"
+
+scenario=
+scenario64=
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in
+	scenario=*) scenario=${arg#scenario=} ;;
+	scenario64=*) scenario64=${arg#scenario64=} ;;
+	esac
+done
+
+run_scenario() {
+	sh "$1"
+	rc=$?
+	echo "minivm-guest: scenario exit $rc"
+	sync
+	poweroff -f
+}
+
+if [ -n "$scenario64" ]; then
+	if echo "$scenario64" | base64 -d >/tmp/scenario64.sh 2>/dev/null; then
+		run_scenario /tmp/scenario64.sh
+	else
+		echo "minivm-guest: scenario64 is not valid base64"
+		echo "minivm-guest: scenario exit 127"
+		poweroff -f
+	fi
+elif [ -n "$scenario" ]; then
+	if [ -f "/scenarios/$scenario.sh" ]; then
+		run_scenario "/scenarios/$scenario.sh"
+	else
+		echo "minivm-guest: no scenario '$scenario' (have: $(cd /scenarios && ls | sed 's/\.sh$//' | tr '\n' ' '))"
+		echo "minivm-guest: scenario exit 127"
+		poweroff -f
+	fi
+fi
+
+echo "minivm-guest: interactive shell; type 'exit' or Ctrl-D to power off"
+# cttyhack reopens the real console (ttyS0) as the controlling terminal, so
+# job control and Ctrl-C work; setsid gives the shell its own session.
+setsid cttyhack sh -l
+echo "minivm-guest: shell exited, powering off"
+sync
+poweroff -f
+EOF
+	chmod 755 "$1"
+}
+
+# The bzImage's payload is the compressed ELF vmlinux (xz for the generic
+# kernel, lz4 for the cloud one).  The setup header says where it is
+# (payload_offset/payload_length at 0x248/0x24c, from the protected-mode code
+# at (setup_sects+1)*512); its last 4 bytes are the unpacked size, which
+# checks the result.
+u8() { od -An -tu1 -j "$2" -N1 "$1" | tr -d ' '; }
+u32() { od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '; }
+extract_vmlinux() {
+	local bz=$1 dst=$2 sects start len size magic tool
+	sects=$(u8 "$bz" $((0x1f1)))
+	((sects == 0)) && sects=4
+	start=$(((sects + 1) * 512 + $(u32 "$bz" $((0x248)))))
+	len=$(u32 "$bz" $((0x24c))) || true
+	[[ $len -gt 4 ]] || die "$bz: no payload in the setup header (not a bzImage?)"
+	size=$(u32 "$bz" $((start + len - 4)))
+	magic=$(od -An -tx1 -j "$start" -N4 "$bz" | tr -d ' ')
+	case "$magic" in
+	fd377a58) tool=xz ;;
+	02214c18) tool=lz4 ;;
+	1f8b*) tool=gzip ;;
+	28b52ffd) tool=zstd ;;
+	*) die "$bz: unknown payload compression (magic $magic)" ;;
+	esac
+	need "$tool" "${tool/xz/xz-utils}"
+	# The exact payload, without the size trailer; the status is not checked
+	# (lz4 complains about the missing end mark), the size and ELF magic are.
+	tail -c +"$((start + 1))" "$bz" | head -c "$((len - 4))" | "$tool" -dc >"$dst" 2>/dev/null || true
+	[[ $(stat -c %s "$dst") == "$size" ]] ||
+		die "unpacking vmlinux from $bz ($tool) gave $(stat -c %s "$dst") bytes, expected $size"
+	[[ $(head -c4 "$dst") == $'\x7fELF' ]] || die "the unpacked payload of $bz is not an ELF file"
+}
+
+build() {
+	local kpkg=$1 tree=$2 kver=$3 stamp=$4
+	local moddir="$tree/lib/modules/$kver"
+	local stage="$CACHE/kit.stage.$$"
+	# shellcheck disable=SC2064  # expand now: the path is fixed
+	trap "rm -rf '$stage'" EXIT
+	rm -rf "$stage"
+	mkdir -p "$stage"/root/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,root,etc,scenarios,lib/modules/"$kver"}
+
+	# busybox and one symlink per applet (busybox --install needs /proc of a
+	# running system; a list is simpler and works on any build host).
+	cp /bin/busybox "$stage/root/bin/busybox"
+	local applet
+	while IFS= read -r applet; do
+		[[ $applet == busybox ]] && continue
+		ln -sf busybox "$stage/root/bin/$applet"
+	done < <(/bin/busybox --list)
+	mknod -m 600 "$stage/root/dev/console" c 5 1 2>/dev/null || true
+	echo "root:x:0:0:root:/root:/bin/sh" >"$stage/root/etc/passwd"
+	echo "root:x:0:" >"$stage/root/etc/group"
+	echo 'PS1="minivm-guest:\w# "' >"$stage/root/etc/profile"
+
+	# Kernel modules with their dependencies, then depmod over the staging tree
+	# so busybox modprobe resolves the load order itself.
+	[[ -f $moddir/modules.dep ]] || depmod -b "$tree" "$kver" || die "depmod over $tree failed"
+	local mods m
+	mods=$(module_closure "$moddir" "${MODULES[@]}")
+	for m in $mods; do
+		install -D -m 644 "$moddir/$m" "$stage/root/lib/modules/$kver/$m"
+	done
+	cp "$moddir"/modules.{order,builtin,builtin.modinfo} "$stage/root/lib/modules/$kver/" 2>/dev/null || true
+	depmod -b "$stage/root" "$kver" || die "depmod over the staging tree failed"
+
+	# Scenarios.
+	local s
+	for s in "$SCENARIO_DIR"/*.sh; do
+		[[ -f $s ]] || continue
+		install -m 755 "$s" "$stage/root/scenarios/"
+	done
+	write_init "$stage/root/init"
+
+	# newc cpio with root ownership, gzip'd (the kernel unpacks it itself).
+	(cd "$stage/root" && find . -print0 | LC_ALL=C sort -z |
+		cpio --null --create --format=newc --owner=0:0 --quiet) | gzip -9n >"$stage/initrd.img" ||
+		die "creating the initramfs failed"
+
+	extract_vmlinux "$tree/boot/vmlinuz-$kver" "$stage/vmlinux"
+
+	mkdir -p "$KIT"
+	install -m 644 "$tree/boot/vmlinuz-$kver" "$stage/vmlinuz"
+	mv "$stage/vmlinuz" "$KIT/vmlinuz"
+	mv "$stage/vmlinux" "$KIT/vmlinux"
+	mv "$stage/initrd.img" "$KIT/initrd.img"
+	echo "$kver" >"$KIT/version"
+	echo "$stamp" >"$KIT/stamp"
+	log "kit ready in $KIT: vmlinuz, vmlinux ($kpkg), initrd.img ($(du -k "$KIT/initrd.img" | cut -f1) KiB, $(wc -w <<<"$mods") modules)"
+}
+
+main() {
+	local force=0
+	case "${1:-}" in
+	--force) force=1 ;;
+	"") ;;
+	-h | --help) sed -n '2,/^set -euo/p' "$SCRIPT_PATH" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown argument '$1' (usage: build-kit.sh [--force])" ;;
+	esac
+	# The quick check first, before anything that writes: inside the rig the
+	# cache is read-only, and an up-to-date kit must still pass.
+	local quick full pv kpkg kver_pkg
+	quick=$(quick_stamp)
+	if ((!force)) && kit_matches 1 "$quick"; then
+		log "kit up to date in $KIT"
+		return 0
+	fi
+	if [[ ${MINIVM_RIG:-} == 1 ]]; then
+		die "the kit in $KIT is missing or stale, and the cache is read-only inside the rig: run guests/build-kit.sh on the host first"
+	fi
+	check_tools
+	mkdir -p "$CACHE" || die "cannot create $CACHE"
+	# One builder at a time (parallel CI jobs share the cache); whoever waited
+	# may find the kit built meanwhile.
+	exec 9>"$CACHE/.build-kit.lock"
+	flock 9
+	if ((!force)) && kit_matches 1 "$quick"; then
+		log "kit up to date in $KIT"
+		return 0
+	fi
+	pv=$(resolve_kernel_pkg "$META_PKG")
+	kpkg=${pv% *} kver_pkg=${pv#* }
+	full=$(full_stamp "$pv")
+	if ((!force)) && kit_matches 2 "$full"; then
+		printf '%s\n%s\n' "$quick" "$full" >"$KIT/stamp"
+		log "kit up to date in $KIT"
+		return 0
+	fi
+	local tree kver
+	tree=$(fetch_unpack "$kpkg" "$kver_pkg")
+	kver=$(ls "$tree/lib/modules")
+	[[ -n $kver && -f $tree/boot/vmlinuz-$kver ]] || die "unexpected layout in $tree (no boot/vmlinuz-<release>)"
+	build "$kpkg" "$tree" "$kver" "$(printf '%s\n%s' "$quick" "$full")"
+}
+
+main "$@"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the rig need, from Debian's packages.
+# Safe to run again: apt-get skips what is already there.
+set -euo pipefail
+
+PACKAGES=(
+	build-essential cmake pkg-config check linux-libc-dev  # build and unit tests
+	qemu-system-x86 qemu-utils                              # the rig, and the reference VMM
+	busybox-static kmod cpio zstd xz-utils e2fsprogs        # guest kits
+	ca-certificates procps psmisc tmux bc                      # test plumbing
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	echo "installing: ${missing[*]}"
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

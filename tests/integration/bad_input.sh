@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Bad input: each case gives one line on stderr and exit status 1, never a
+# crash. These fail before any guest runs, so they need no rig.
+. "$(dirname "$0")/lib.sh"
+
+dir=$(scratch)
+printf 'this is not a kernel\n' >"$dir/notakernel"
+head -c 4096 /dev/zero >"$dir/zeros"
+bash "$MINIVM_SRC/guests/build-kit.sh" >/dev/null
+kernel=$KIT/vmlinuz
+
+check() {
+	local what=$1 pattern=$2
+	shift 2
+	local rc=0 err
+	err=$("$MINIVM" "$@" </dev/null 2>&1 >/dev/null) || rc=$?
+	[ "$rc" -eq 1 ] || fail "$what: exit status $rc, expected 1 (stderr: $err)"
+	[ "$(printf '%s\n' "$err" | grep -c .)" -ge 1 ] || fail "$what: no error message"
+	# One line, possibly after the PVM warning that this host may print.
+	[ "$(printf '%s\n' "$err" | grep -vc 'warning: /dev/kvm is PVM')" -eq 1 ] ||
+		fail "$what: expected one error line, got: $err"
+	printf '%s\n' "$err" | grep -q -- "$pattern" || fail "$what: '$err' does not match '$pattern'"
+	echo "ok: $what -> $(printf '%s\n' "$err" | grep -v 'PVM' )"
+}
+
+check "unknown flag" "unknown option" -kernel "$kernel" -bogus
+check "flag without argument" "missing argument" -kernel
+check "-m 0" "at least" -kernel "$kernel" -m 0
+check "-m garbage" "invalid argument" -kernel "$kernel" -m lots
+check "-smp 0" "vCPUs" -kernel "$kernel" -smp 0
+check "-smp garbage" "invalid argument" -kernel "$kernel" -smp x
+check "more memory than the host" "host has only" -kernel "$kernel" -m 64T
+check "no kernel" "no kernel" -m 256
+check "missing kernel" "No such file" -kernel "$dir/nonexistent"
+check "missing initrd" "No such file" -kernel "$kernel" -initrd "$dir/nonexistent"
+check "kernel is a directory" "" -kernel "$dir"
+check "kernel is text" "bzImage" -kernel "$dir/notakernel"
+check "kernel is zeros" "bzImage" -kernel "$dir/zeros"
+check "bad -serial" "invalid argument" -kernel "$kernel" -serial tcp:1
+check "too little memory for the kernel" "RAM" -kernel "$kernel" -m 16

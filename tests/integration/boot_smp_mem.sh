@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The guest sees the vCPUs and memory it was given: -smp 1/2/4 with
+# -m 128/1024/3584. 3584 MiB crosses the PCI hole below 4 GiB, so the guest
+# only sees it all if the memory above 4 GiB is mapped and in the e820 map.
+. "$(dirname "$0")/lib.sh"
+need_kvm 6144 "$@"
+
+dir=$(scratch)
+check() {
+	local smp=$1 mem=$2 out rc=0
+	out=$dir/smp$smp-m$mem.log
+	boot_guest "$out" -smp "$smp" -m "$mem" -append "console=ttyS0 quiet scenario=info" || rc=$?
+	[ "$rc" -eq 0 ] || { tail -n 40 "$out" >&2; fail "-smp $smp -m $mem: minivm exited $rc"; }
+	expect_in "$out" "minivm-guest: init reached"
+	local nproc memkb
+	nproc=$(guest_value "$out" nproc)
+	memkb=$(guest_value "$out" memtotal_kb)
+	[ "$nproc" = "$smp" ] || fail "-smp $smp: guest nproc=$nproc"
+	# MemTotal is RAM less what the kernel keeps for itself: within 20% of -m
+	# (and at least 85% for the larger sizes).
+	local want=$((mem * 1024))
+	[ -n "$memkb" ] && [ "$memkb" -le "$want" ] && [ "$memkb" -ge $((want * 80 / 100)) ] ||
+		fail "-m $mem: guest MemTotal=${memkb} kB, expected close to $want kB"
+	echo "ok: -smp $smp -m $mem -> nproc=$nproc MemTotal=$memkb kB"
+}
+check 1 128
+check 2 1024
+check 4 3584

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Power off ends minivm with 0; reboot under -no-reboot ends it with 0;
+# reboot without it boots the guest again; SIGTERM ends it cleanly.
+. "$(dirname "$0")/lib.sh"
+need_kvm 2048 "$@"
+
+dir=$(scratch)
+
+rc=0
+boot_guest "$dir/poweroff.log" -m 256 -append "console=ttyS0 quiet scenario=poweroff" || rc=$?
+expect_in "$dir/poweroff.log" "minivm-guest: init reached"
+[ "$rc" -eq 0 ] || fail "poweroff: minivm exited $rc"
+echo "ok: poweroff exits 0"
+
+rc=0
+boot_guest "$dir/noreboot.log" -m 256 -no-reboot -append "console=ttyS0 quiet scenario=reboot" || rc=$?
+[ "$rc" -eq 0 ] || fail "reboot with -no-reboot: minivm exited $rc"
+[ "$(grep -c 'minivm-guest: init reached' "$dir/noreboot.log")" -eq 1 ] ||
+	fail "reboot with -no-reboot: expected exactly one boot"
+echo "ok: reboot with -no-reboot exits 0 after one boot"
+
+# Without -no-reboot the guest comes back; after the second boot we stop it
+# with SIGTERM, which must end minivm with status 0.
+log=$dir/reboot.log
+"$MINIVM" -kernel "$KIT/vmlinuz" -initrd "$KIT/initrd.img" -nographic -m 256 \
+	-append "console=ttyS0 quiet scenario=reboot" </dev/null >"$log" 2>&1 &
+pid=$!
+for _ in $(seq 240); do
+	[ "$(grep -c 'minivm-guest: init reached' "$log")" -ge 2 ] && break
+	kill -0 "$pid" 2>/dev/null || break
+	sleep 0.5
+done
+[ "$(grep -c 'minivm-guest: init reached' "$log")" -ge 2 ] || {
+	kill -9 "$pid" 2>/dev/null; tail -n 40 "$log" >&2; fail "the guest did not boot again after reboot"; }
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" -eq 0 ] || fail "SIGTERM: minivm exited $rc"
+expect_in "$log" "terminating on signal 15"
+echo "ok: reboot boots again; SIGTERM exits 0"

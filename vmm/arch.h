@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Everything architecture-specific sits behind these few calls: the
+ * platform's interrupt controllers and timers, its devices, CPU identity,
+ * how a kernel is loaded and entered, and how registers are shown. vm.c and
+ * vcpu.c stay free of x86; an arm64 port implements this file again.
+ */
+#ifndef MINIVM_ARCH_H
+#define MINIVM_ARCH_H
+
+struct vm;
+struct vcpu;
+
+/* After KVM_CREATE_VM, before any vCPU: irqchip, timers, platform devices. */
+int arch_vm_init(struct vm *vm);
+/* Per vCPU, after KVM_CREATE_VCPU: CPUID, interrupt controller setup. */
+int arch_vcpu_init(struct vcpu *vcpu);
+/* Loads the kernel and firmware tables, and sets the boot vCPU's registers. */
+int arch_load_kernel(struct vm *vm);
+/* Connects the console to the platform's serial port (and back). */
+void arch_console_attach(struct vm *vm);
+void arch_vm_destroy(struct vm *vm);
+/* Prints a vCPU's registers, for fatal errors. */
+void arch_dump_vcpu(struct vcpu *vcpu);
+
+#endif

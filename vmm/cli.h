@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The command line, spelled as QEMU spells it, so that a user's qemu-kvm
+ * habits carry over: -kernel, -initrd, -append, -m, -smp, -nographic, ...
+ */
+#ifndef MINIVM_CLI_H
+#define MINIVM_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CLI_MAX_VCPUS 254 /* xAPIC IDs are 8 bits and the IOAPIC takes one */
+#define CLI_DEFAULT_RAM (128ULL << 20) /* QEMU's default */
+
+enum serial_mode {
+	SERIAL_STDIO,
+	SERIAL_FILE,
+	SERIAL_NONE,
+};
+
+struct vm_config {
+	const char *kernel;
+	const char *initrd;
+	const char *append;
+	const char *name;
+	uint64_t ram_size;
+	unsigned ncpus;
+	bool nographic;
+	bool no_reboot;
+	enum serial_mode serial;
+	const char *serial_path;
+	int verbose;
+};
+
+enum cli_result {
+	CLI_RUN = 0,  /* start a VM */
+	CLI_EXIT = 1, /* --help or --version was printed */
+};
+
+/*
+ * Fills cfg from argv. Returns CLI_RUN, CLI_EXIT, or -EINVAL after printing a
+ * one-line error naming the flag.
+ */
+int cli_parse(int argc, char **argv, struct vm_config *cfg);
+/* -m's syntax: a number of MiB, or a number with a K/M/G/T suffix. */
+int cli_parse_size(const char *s, uint64_t *bytes);
+/* Checks cfg against what this host has; prints and returns -errno. */
+int cli_check_host(const struct vm_config *cfg, uint64_t host_ram);
+void cli_usage(void);
+
+#endif
