@@ -73,6 +73,50 @@ static int pc_create_irqchip(struct vm *vm)
 	return 0;
 }
 
+#define PC_NR_GSIS 24 /* the IOAPIC's pins */
+
+/*
+ * Interrupt routing as on a PC with an IOAPIC: ISA IRQ n reaches 8259 pin n
+ * and IOAPIC pin n, except the timer, which firmware wires to IOAPIC pin 2
+ * (the MADT's IRQ0 -> GSI 2 override says so). KVM's default table routes
+ * GSI 0 to IOAPIC pin 0, so the in-kernel PIT's interrupts would be lost
+ * on the IOAPIC path. GSI 2 itself (the 8259 cascade) goes nowhere.
+ */
+static int pc_set_irq_routing(struct vm *vm)
+{
+	struct kvm_irq_routing *r;
+	unsigned n = 0;
+	int ret = 0;
+
+	r = calloc(1, sizeof(*r) + 2 * PC_NR_GSIS * sizeof(r->entries[0]));
+	if (!r)
+		return -ENOMEM;
+	for (unsigned gsi = 0; gsi < PC_NR_GSIS; gsi++) {
+		if (gsi == 2)
+			continue;
+		if (gsi < 16) {
+			r->entries[n].gsi = gsi;
+			r->entries[n].type = KVM_IRQ_ROUTING_IRQCHIP;
+			r->entries[n].u.irqchip.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER
+								  : KVM_IRQCHIP_PIC_SLAVE;
+			r->entries[n].u.irqchip.pin = gsi % 8;
+			n++;
+		}
+		r->entries[n].gsi = gsi;
+		r->entries[n].type = KVM_IRQ_ROUTING_IRQCHIP;
+		r->entries[n].u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+		r->entries[n].u.irqchip.pin = gsi == 0 ? 2 : gsi;
+		n++;
+	}
+	r->nr = n;
+	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, r) < 0) {
+		pr_err("KVM_SET_GSI_ROUTING: %s", strerror(errno));
+		ret = -errno;
+	}
+	free(r);
+	return ret;
+}
+
 static int pc_get_cpuid(struct vm *vm, struct pc *pc)
 {
 	size_t sz = sizeof(*pc->cpuid) + CPUID_MAX_ENTRIES * sizeof(pc->cpuid->entries[0]);
@@ -127,6 +171,9 @@ int arch_vm_init(struct vm *vm)
 		return -ENOMEM;
 	vm->arch = pc;
 	ret = pc_create_irqchip(vm);
+	if (ret)
+		return ret;
+	ret = pc_set_irq_routing(vm);
 	if (ret)
 		return ret;
 	ret = pc_get_cpuid(vm, pc);

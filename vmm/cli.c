@@ -139,14 +139,17 @@ static int mem_opt(void *ctx, const char *key, const char *val)
 
 struct smp_opts {
 	unsigned cpus, sockets, cores, threads;
+	bool cpus_given;
 };
 
 static int smp_opt(void *ctx, const char *key, const char *val)
 {
 	struct smp_opts *o = ctx;
 
-	if (!key || !strcmp(key, "cpus"))
+	if (!key || !strcmp(key, "cpus")) {
+		o->cpus_given = true;
 		return parse_uint(val, &o->cpus);
+	}
 	if (!strcmp(key, "sockets"))
 		return parse_uint(val, &o->sockets);
 	if (!strcmp(key, "cores"))
@@ -170,7 +173,7 @@ static int parse_smp(const char *arg, struct vm_config *cfg)
 	free(s);
 	if (ret)
 		return ret;
-	if (!o.cpus) {
+	if (!o.cpus_given) {
 		/* QEMU derives cpus from the topology when only that is given. */
 		o.cpus = (o.sockets ? o.sockets : 1) * (o.cores ? o.cores : 1) *
 			 (o.threads ? o.threads : 1);

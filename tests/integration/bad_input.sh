@@ -3,7 +3,7 @@
 # crash. These fail before any guest runs, so they need no rig.
 . "$(dirname "$0")/lib.sh"
 
-dir=$(scratch)
+scratch_dir
 printf 'this is not a kernel\n' >"$dir/notakernel"
 head -c 4096 /dev/zero >"$dir/zeros"
 bash "$MINIVM_SRC/guests/build-kit.sh" >/dev/null

@@ -37,8 +37,16 @@ need_kvm() {
 		MINIVM_CACHE="$MINIVM_CACHE" bash "$0" "$@"
 }
 
-scratch() {
-	mktemp -d "${TMPDIR:-/var/tmp}/minivm-test.XXXXXX"
+SCRATCH_DIRS=()
+cleanup_scratch() {
+	[ "${#SCRATCH_DIRS[@]}" -eq 0 ] || rm -rf "${SCRATCH_DIRS[@]}"
+}
+trap cleanup_scratch EXIT
+
+# A fresh directory, removed when the test exits. Sets $dir.
+scratch_dir() {
+	dir=$(mktemp -d "${TMPDIR:-/var/tmp}/minivm-test.XXXXXX")
+	SCRATCH_DIRS+=("$dir")
 }
 
 # boot_guest OUTFILE [minivm args...]: boots the kit's kernel and initrd,

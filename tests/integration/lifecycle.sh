@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 need_kvm 2048 "$@"
 
-dir=$(scratch)
+scratch_dir
 
 rc=0
 boot_guest "$dir/poweroff.log" -m 256 -append "console=ttyS0 quiet scenario=poweroff" || rc=$?
@@ -38,3 +38,21 @@ wait "$pid" || rc=$?
 [ "$rc" -eq 0 ] || fail "SIGTERM: minivm exited $rc"
 expect_in "$log" "terminating on signal 15"
 echo "ok: reboot boots again; SIGTERM exits 0"
+
+# -serial file:PATH puts the console in the file, not on stdout.
+rc=0
+boot_guest "$dir/stdout.log" -m 256 -serial "file:$dir/serial.log" \
+	-append "console=ttyS0 quiet scenario=poweroff" || rc=$?
+[ "$rc" -eq 0 ] || fail "-serial file: minivm exited $rc"
+expect_in "$dir/serial.log" "minivm-guest: init reached"
+! grep -q "minivm-guest" "$dir/stdout.log" || fail "-serial file: console output leaked to stdout"
+echo "ok: -serial file: writes the console to the file"
+
+# A triple fault (reboot=t makes Linux reboot by one) is an unrecoverable
+# vCPU error: minivm names it, shows the registers and exits non-zero.
+rc=0
+boot_guest "$dir/triple.log" -m 256 -append "console=ttyS0 quiet reboot=t scenario=reboot" || rc=$?
+[ "$rc" -eq 1 ] || { tail -n 20 "$dir/triple.log" >&2; fail "triple fault: minivm exited $rc, expected 1"; }
+expect_in "$dir/triple.log" "triple fault"
+expect_in "$dir/triple.log" "rip "
+echo "ok: a triple fault ends minivm with status 1 and a register dump"

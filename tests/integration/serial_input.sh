@@ -6,27 +6,37 @@
 . "$(dirname "$0")/lib.sh"
 need_kvm 2048 "$@"
 
-dir=$(scratch)
+scratch_dir
 out=$dir/console.log
-mkfifo "$dir/in"
-rc=0
-boot_guest "$out" -m 256 -append "console=ttyS0 quiet" <"$dir/in" &
-pid=$!
-exec 3>"$dir/in"
-for _ in $(seq 300); do
-	grep -q "minivm-guest: init reached" "$out" 2>/dev/null && break
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.5
-done
-sleep 2 # let the shell print its prompt and read the terminal
-printf 'echo typed-$((6*7))-ok\n' >&3
-for _ in $(seq 120); do
-	grep -q "typed-42-ok" "$out" && break
-	sleep 0.5
-done
-printf 'poweroff -f\n' >&3
-wait "$pid" || rc=$?
-exec 3>&-
+: >"$out"
+
+wait_for() {
+	for _ in $(seq 240); do
+		grep -q -- "$1" "$out" && return 0
+		sleep 0.5
+	done
+	return 1
+}
+
+# The typist: waits for the guest's shell, types, waits for the answer.
+typist() {
+	wait_for "minivm-guest: init reached" || return 0
+	sleep 2 # let the shell start and print its prompt
+	printf 'echo typed-$((6*7))-ok\n'
+	wait_for "typed-42-ok" || return 0
+	printf 'poweroff -f\n'
+	# Keep minivm's stdin open until it is gone, as a terminal would.
+	while [ ! -e "$dir/done" ]; do sleep 0.5; done
+}
+
+# A pipeline rather than <(...): it needs no /dev/fd.
+typist | {
+	rc=0
+	boot_guest "$out" -m 256 -append "console=ttyS0 quiet" || rc=$?
+	echo "$rc" >"$dir/rc"
+	touch "$dir/done"
+}
+rc=$(cat "$dir/rc")
 expect_in "$out" "typed-42-ok"
 [ "$rc" -eq 0 ] || fail "minivm exited $rc after poweroff"
 echo "ok: typed command ran and poweroff exited 0"
