@@ -4,7 +4,7 @@
  * (ACPI specification 6.x, chapter 5):
  *
  *   RSDP -> XSDT (and RSDT) -> FADT -> FACS
- *                                   -> DSDT   (AML: \_S5, PCI0, COM1)
+ *                                   -> DSDT   (AML: \_S5, PCI0 + _PRT, COM1)
  *                           -> MADT   (LAPICs, IOAPIC, ISA overrides)
  *
  * They live in the BIOS area BOOT_ACPI_ADDR..BOOT_ACPI_END, which e820
@@ -574,6 +574,34 @@ static void dsdt_s5(struct acpi_buf *b)
 	aml_pkg_end(b, pkg);
 }
 
+/*
+ * Name(_PRT, Package() { Package() { 0xSSSSFFFF, pin, 0, gsi }, ... }): the
+ * INTA#-INTD# (pin 0-3) of every slot but the host bridge's, wired straight
+ * to a GSI: Source 0 means no link device, and Source Index is the GSI
+ * (ACPI 6.x §6.2.13). The guest then takes the GSI as level-triggered,
+ * active-low; devices/pci.c explains why the VMM still asserts with 1.
+ * pci_intx_gsi() is the swizzle the host bridge itself uses.
+ */
+static void dsdt_prt(struct acpi_buf *b)
+{
+	size_t prt;
+
+	aml_name_decl(b, "_PRT");
+	prt = aml_package_begin(b, (PCI_MAX_SLOTS - 1) * 4);
+	for (unsigned slot = 1; slot < PCI_MAX_SLOTS; slot++) {
+		for (unsigned pin = 0; pin < 4; pin++) {
+			size_t entry = aml_package_begin(b, 4);
+
+			aml_integer(b, (uint64_t)slot << 16 | 0xffff); /* any function */
+			aml_integer(b, pin);
+			aml_integer(b, 0);
+			aml_integer(b, pci_intx_gsi(slot, pin + PCI_INTX_PIN_A));
+			aml_pkg_end(b, entry);
+		}
+	}
+	aml_pkg_end(b, prt);
+}
+
 /* The host bridge: bus numbers, config ports, I/O and memory windows. */
 static void dsdt_pci0(struct acpi_buf *b)
 {
@@ -596,6 +624,7 @@ static void dsdt_pci0(struct acpi_buf *b)
 	aml_integer(b, 0);
 	aml_name_decl(b, "_CRS");
 	aml_buffer(b, &crs);
+	dsdt_prt(b);
 	aml_pkg_end(b, dev);
 	b->overflow |= crs.overflow;
 }

@@ -9,7 +9,11 @@
 #   ${MINIVM_CACHE:-/var/cache/minivm}/kit/version      kernel release, e.g. 6.1.0-56-cloud-amd64
 #   ${MINIVM_CACHE:-/var/cache/minivm}/kit/stamp        inputs' hash; a matching stamp makes re-runs instant
 #
-# The /init protocol (see the heredoc below) is documented in docs/rig.md.
+# and, by guests/build-rootfs.sh (run at the end, with its own stamp):
+#   ${MINIVM_CACHE:-/var/cache/minivm}/kit/rootfs.ext4  ext4 root file system for root=/dev/vda
+#
+# The /init protocol (guests/init.sh, shared by both) is documented in
+# docs/rig.md.
 #
 # Usage: guests/build-kit.sh [--force]
 set -euo pipefail
@@ -18,6 +22,7 @@ SCRIPT_PATH=$(readlink -f "${BASH_SOURCE[0]}")
 readonly SCRIPT_PATH
 readonly SCRIPT_DIR="${SCRIPT_PATH%/*}"
 readonly SCENARIO_DIR="$SCRIPT_DIR/scenarios"
+readonly INIT_SCRIPT="$SCRIPT_DIR/init.sh"
 readonly CACHE="${MINIVM_CACHE:-/var/cache/minivm}"
 readonly KIT="$CACHE/kit"
 readonly META_PKG="linux-image-cloud-amd64"
@@ -138,7 +143,7 @@ module_closure() {
 # the resolved kernel package, so an apt-get update that changed no kernel
 # costs one apt-cache call, not a rebuild.
 local_inputs() {
-	sha256sum "$SCRIPT_PATH"
+	sha256sum "$SCRIPT_PATH" "$INIT_SCRIPT"
 	find "$SCENARIO_DIR" -maxdepth 1 -name '*.sh' -type f -print0 | sort -z | xargs -0r sha256sum
 	echo "busybox $(dpkg-query -W -f='${Version}' busybox-static)"
 }
@@ -158,76 +163,10 @@ kit_matches() {
 		[[ $(sed -n "$1p" "$KIT/stamp") == "$2" ]]
 }
 
+# /init, the same script in the initramfs and in rootfs.ext4 (see guests/init.sh
+# for its protocol).
 write_init() {
-	cat >"$1" <<'EOF'
-#!/bin/sh
-# minivm guest kit /init (busybox sh).  Protocol:
-#   prints "minivm-guest: init reached" once the virtio modules are loaded;
-#   scenario=NAME     runs /scenarios/NAME.sh
-#   scenario64=B64    runs the base64-decoded shell script
-#   after a scenario: prints "minivm-guest: scenario exit N", then poweroff -f
-#   otherwise: an interactive shell on the console; poweroff -f when it exits.
-export PATH=/sbin:/bin:/usr/sbin:/usr/bin HOME=/root TERM=${TERM:-linux}
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-mkdir -p /dev/pts /dev/shm
-mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
-mount -t tmpfs tmpfs /dev/shm
-mount -t tmpfs tmpfs /tmp
-hostname minivm-guest
-
-# Quietly: some of these may be built in, and a missing device is no error.
-for m in virtio_pci virtio_mmio virtio_blk virtio_net virtio_console virtio_rng; do
-	modprobe -q "$m" 2>/dev/null
-done
-
-echo "minivm-guest: init reached"
-
-scenario=
-scenario64=
-for arg in $(cat /proc/cmdline); do
-	case "$arg" in
-	scenario=*) scenario=${arg#scenario=} ;;
-	scenario64=*) scenario64=${arg#scenario64=} ;;
-	esac
-done
-
-run_scenario() {
-	sh "$1"
-	rc=$?
-	echo "minivm-guest: scenario exit $rc"
-	sync
-	poweroff -f
-}
-
-if [ -n "$scenario64" ]; then
-	if echo "$scenario64" | base64 -d >/tmp/scenario64.sh 2>/dev/null; then
-		run_scenario /tmp/scenario64.sh
-	else
-		echo "minivm-guest: scenario64 is not valid base64"
-		echo "minivm-guest: scenario exit 127"
-		poweroff -f
-	fi
-elif [ -n "$scenario" ]; then
-	if [ -f "/scenarios/$scenario.sh" ]; then
-		run_scenario "/scenarios/$scenario.sh"
-	else
-		echo "minivm-guest: no scenario '$scenario' (have: $(cd /scenarios && ls | sed 's/\.sh$//' | tr '\n' ' '))"
-		echo "minivm-guest: scenario exit 127"
-		poweroff -f
-	fi
-fi
-
-echo "minivm-guest: interactive shell; type 'exit' or Ctrl-D to power off"
-# cttyhack reopens the real console (ttyS0) as the controlling terminal, so
-# job control and Ctrl-C work; setsid gives the shell its own session.
-setsid cttyhack sh -l
-echo "minivm-guest: shell exited, powering off"
-sync
-poweroff -f
-EOF
-	chmod 755 "$1"
+	install -m 755 "$INIT_SCRIPT" "$1"
 }
 
 # The bzImage's payload is the compressed ELF vmlinux (xz for the generic
@@ -320,7 +259,7 @@ build() {
 	log "kit ready in $KIT: vmlinuz, vmlinux ($kpkg), initrd.img ($(du -k "$KIT/initrd.img" | cut -f1) KiB, $(wc -w <<<"$mods") modules)"
 }
 
-main() {
+build_kit() {
 	local force=0
 	case "${1:-}" in
 	--force) force=1 ;;
@@ -362,6 +301,11 @@ main() {
 	kver=$(ls "$tree/lib/modules")
 	[[ -n $kver && -f $tree/boot/vmlinuz-$kver ]] || die "unexpected layout in $tree (no boot/vmlinuz-<release>)"
 	build "$kpkg" "$tree" "$kver" "$(printf '%s\n%s' "$quick" "$full")"
+}
+
+main() {
+	build_kit "$@"
+	bash "$SCRIPT_DIR/build-rootfs.sh" "$@"
 }
 
 main "$@"

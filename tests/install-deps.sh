@@ -5,6 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
 	build-essential cmake pkg-config check linux-libc-dev  # build and unit tests
+	clang libclang-rt-14-dev                                # fuzzing (libFuzzer)
 	qemu-system-x86 qemu-utils                              # the rig, and the reference VMM
 	busybox-static kmod cpio zstd xz-utils e2fsprogs        # guest kits
 	ca-certificates procps psmisc tmux bc                      # test plumbing

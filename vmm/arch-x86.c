@@ -84,37 +84,18 @@ static int pc_create_irqchip(struct vm *vm)
  */
 static int pc_set_irq_routing(struct vm *vm)
 {
-	struct kvm_irq_routing *r;
-	unsigned n = 0;
 	int ret = 0;
 
-	r = calloc(1, sizeof(*r) + 2 * PC_NR_GSIS * sizeof(r->entries[0]));
-	if (!r)
-		return -ENOMEM;
-	for (unsigned gsi = 0; gsi < PC_NR_GSIS; gsi++) {
+	for (unsigned gsi = 0; gsi < PC_NR_GSIS && !ret; gsi++) {
 		if (gsi == 2)
 			continue;
-		if (gsi < 16) {
-			r->entries[n].gsi = gsi;
-			r->entries[n].type = KVM_IRQ_ROUTING_IRQCHIP;
-			r->entries[n].u.irqchip.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER
-								  : KVM_IRQCHIP_PIC_SLAVE;
-			r->entries[n].u.irqchip.pin = gsi % 8;
-			n++;
-		}
-		r->entries[n].gsi = gsi;
-		r->entries[n].type = KVM_IRQ_ROUTING_IRQCHIP;
-		r->entries[n].u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
-		r->entries[n].u.irqchip.pin = gsi == 0 ? 2 : gsi;
-		n++;
+		if (gsi < 16)
+			ret = vm_route_irqchip(vm, gsi, gsi < 8 ? KVM_IRQCHIP_PIC_MASTER
+							       : KVM_IRQCHIP_PIC_SLAVE, gsi % 8);
+		if (!ret)
+			ret = vm_route_irqchip(vm, gsi, KVM_IRQCHIP_IOAPIC, gsi == 0 ? 2 : gsi);
 	}
-	r->nr = n;
-	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, r) < 0) {
-		pr_err("KVM_SET_GSI_ROUTING: %s", strerror(errno));
-		ret = -errno;
-	}
-	free(r);
-	return ret;
+	return ret ? ret : vm_route_commit(vm);
 }
 
 static int pc_get_cpuid(struct vm *vm, struct pc *pc)
@@ -143,6 +124,8 @@ static int pc_register_devices(struct vm *vm, struct pc *pc)
 	i8042_init(&pc->kbd, ev, pc_irq(vm, 1), pc_irq(vm, 12));
 	acpi_pm_init(&pc->pm, ev, pc_irq(vm, ACPI_SCI_IRQ));
 	pci_host_init(&pc->pci);
+	pci_host_set_mmio(&pc->pci, &vm->mmio);
+	pci_host_set_irq(&pc->pci, kvm_irq_line, vm);
 	pc->devices_up = true;
 
 	if (vm->cfg->serial != SERIAL_NONE) {
@@ -411,6 +394,16 @@ void arch_console_attach(struct vm *vm)
 		return;
 	serial8250_set_rx_notify(&pc->com1, console_kick, vm->console);
 	console_attach(vm->console, pc_console_input, &pc->com1);
+}
+
+struct pci_host *arch_pci_host(struct vm *vm)
+{
+	return &((struct pc *)vm->arch)->pci;
+}
+
+unsigned arch_first_msi_gsi(void)
+{
+	return PC_NR_GSIS;
 }
 
 void arch_vm_destroy(struct vm *vm)

@@ -8,6 +8,7 @@
 #ifndef MINIVM_ARCH_H
 #define MINIVM_ARCH_H
 
+struct pci_host;
 struct vm;
 struct vcpu;
 
@@ -20,6 +21,10 @@ int arch_load_kernel(struct vm *vm);
 /* Connects the console to the platform's serial port (and back). */
 void arch_console_attach(struct vm *vm);
 void arch_vm_destroy(struct vm *vm);
+/* The PCI host bridge that virtio devices plug into. */
+struct pci_host *arch_pci_host(struct vm *vm);
+/* GSIs below this are the interrupt controller's pins. */
+unsigned arch_first_msi_gsi(void);
 /* Prints a vCPU's registers, for fatal errors. */
 void arch_dump_vcpu(struct vcpu *vcpu);
 

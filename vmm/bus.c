@@ -126,7 +126,7 @@ bool bus_read(struct bus *bus, uint64_t addr, void *data, unsigned size)
 	pthread_rwlock_rdlock(&bus->lock);
 	r = bus_lookup(bus, addr);
 	if (r && r->ops->read) {
-		r->accesses++;
+		__atomic_fetch_add(&r->accesses, 1, __ATOMIC_RELAXED);
 		r->ops->read(r->opaque, addr - r->base, data, size);
 	} else {
 		memset(data, 0xff, size);
@@ -143,7 +143,7 @@ bool bus_write(struct bus *bus, uint64_t addr, const void *data, unsigned size)
 	pthread_rwlock_rdlock(&bus->lock);
 	r = bus_lookup(bus, addr);
 	if (r && r->ops->write) {
-		r->accesses++;
+		__atomic_fetch_add(&r->accesses, 1, __ATOMIC_RELAXED);
 		r->ops->write(r->opaque, addr - r->base, data, size);
 	} else {
 		__atomic_fetch_add(&bus->unhandled, 1, __ATOMIC_RELAXED);

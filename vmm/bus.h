@@ -25,7 +25,7 @@ struct bus_region {
 	const struct bus_ops *ops;
 	void *opaque;
 	const char *name;
-	uint64_t accesses; /* statistics; updated without a lock, so approximate */
+	uint64_t accesses; /* statistics, counted atomically by concurrent vCPUs */
 };
 
 struct bus {

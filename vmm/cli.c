@@ -28,6 +28,9 @@ void cli_usage(void)
 	       "  -smp n               number of vCPUs (also cpus=n[,sockets=..,cores=..,threads=..])\n"
 	       "  -nographic           no display; the serial port is on the terminal\n"
 	       "  -serial dev          stdio (default), file:PATH, or none\n"
+	       "  -drive opts          a virtio disk: file=PATH[,format=raw][,cache=writeback|none|\n"
+	       "                       writethrough|directsync|unsafe][,readonly=on][,serial=S]\n"
+	       "                       [,discard=unmap|ignore]; vda, vdb, ... in this order\n"
 	       "  -no-reboot           exit instead of rebooting when the guest reboots\n"
 	       "  -name name           a name for the VM\n"
 	       "  -enable-kvm, -accel kvm, -display none   accepted for QEMU compatibility\n"
@@ -234,6 +237,24 @@ static int parse_mem(const char *arg, struct vm_config *cfg)
 	return ret;
 }
 
+static int parse_drive(const char *arg, struct vm_config *cfg)
+{
+	struct drive_opts *o;
+
+	if (cfg->nr_drives == CLI_MAX_DRIVES) {
+		pr_err("-drive %s: at most %d drives", arg, CLI_MAX_DRIVES);
+		return -ENOSPC;
+	}
+	o = &cfg->drives[cfg->nr_drives];
+	drive_opts_init(o);
+	if (drive_parse(arg, o)) {
+		pr_err("-drive %s: %s", arg, o->err);
+		return -EINVAL;
+	}
+	cfg->nr_drives++;
+	return 0;
+}
+
 static int set_string(const char **dst, const char *arg)
 {
 	if (!*arg)
@@ -259,6 +280,7 @@ static const struct cli_flag cli_flags[] = {
 	{ "m", parse_mem, "a size such as 256, 256M or 2G" },
 	{ "smp", parse_smp, "a number of vCPUs such as 2 or cpus=2" },
 	{ "serial", parse_serial, "stdio, file:PATH or none" },
+	{ "drive", parse_drive, NULL }, /* prints its own errors */
 	{ "name", parse_name, "a name" },
 	{ "accel", parse_accel, "kvm" },
 	{ "display", parse_display, "none" },
@@ -353,12 +375,13 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg)
 			continue;
 		}
 		if (i + 1 >= argc) {
-			pr_err("%s: missing argument (%s)", arg, f->what);
+			pr_err("%s: missing argument (%s)", arg, f->what ? f->what : "options");
 			return -EINVAL;
 		}
 		ret = f->parse(argv[++i], cfg);
 		if (ret) {
-			pr_err("%s %s: invalid argument (expected %s)", arg, argv[i], f->what);
+			if (f->what)
+				pr_err("%s %s: invalid argument (expected %s)", arg, argv[i], f->what);
 			return -EINVAL;
 		}
 	}

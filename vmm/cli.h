@@ -9,8 +9,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "disk/drive.h"
+
 #define CLI_MAX_VCPUS 254 /* xAPIC IDs are 8 bits and the IOAPIC takes one */
 #define CLI_DEFAULT_RAM (128ULL << 20) /* QEMU's default */
+#define CLI_MAX_DRIVES 16
 
 enum serial_mode {
 	SERIAL_STDIO,
@@ -30,6 +33,8 @@ struct vm_config {
 	enum serial_mode serial;
 	const char *serial_path;
 	int verbose;
+	struct drive_opts drives[CLI_MAX_DRIVES]; /* in command-line order: vda, vdb, ... */
+	unsigned nr_drives;
 };
 
 enum cli_result {

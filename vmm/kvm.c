@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@ static const struct kvm_cap_need kvm_needed[] = {
 	{ KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD" },
 	{ KVM_CAP_IRQFD, "KVM_CAP_IRQFD" },
 	{ KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING" },
+	{ KVM_CAP_SIGNAL_MSI, "KVM_CAP_SIGNAL_MSI" },
 };
 
 bool kvm_is_pvm(void)
@@ -155,4 +157,154 @@ void kvm_irq_line(void *opaque, unsigned gsi, int level)
 
 	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
 		pr_debug("KVM_IRQ_LINE %u: %s", gsi, strerror(errno));
+}
+
+/* ---- GSI routing, irqfd, ioeventfd ---- */
+
+static struct kvm_irq_routing_entry *route_slot(struct irq_routing *r, unsigned gsi,
+						 uint32_t type, bool *fresh)
+{
+	struct kvm_irq_routing *t = r->table;
+
+	*fresh = false;
+	/* MSI GSIs have one entry each; irqchip GSIs may have two (PIC + IOAPIC). */
+	if (type == KVM_IRQ_ROUTING_MSI && t) {
+		for (unsigned i = 0; i < t->nr; i++)
+			if (t->entries[i].gsi == gsi)
+				return &t->entries[i];
+	}
+	if (!t || t->nr == r->cap) {
+		unsigned cap = r->cap ? r->cap * 2 : 64;
+		struct kvm_irq_routing *n = realloc(t, sizeof(*n) + cap * sizeof(n->entries[0]));
+
+		if (!n)
+			return NULL;
+		if (!t)
+			n->nr = 0;
+		n->flags = 0;
+		r->table = t = n;
+		r->cap = cap;
+	}
+	*fresh = true;
+	memset(&t->entries[t->nr], 0, sizeof(t->entries[0]));
+	return &t->entries[t->nr++];
+}
+
+int vm_route_irqchip(struct vm *vm, unsigned gsi, unsigned chip, unsigned pin)
+{
+	struct kvm_irq_routing_entry *e;
+	bool fresh;
+
+	pthread_mutex_lock(&vm->routing.lock);
+	e = route_slot(&vm->routing, gsi, KVM_IRQ_ROUTING_IRQCHIP, &fresh);
+	if (e) {
+		e->gsi = gsi;
+		e->type = KVM_IRQ_ROUTING_IRQCHIP;
+		e->u.irqchip.irqchip = chip;
+		e->u.irqchip.pin = pin;
+	}
+	pthread_mutex_unlock(&vm->routing.lock);
+	return e ? 0 : -ENOMEM;
+}
+
+static int route_commit_locked(struct vm *vm)
+{
+	if (!vm->routing.table)
+		return 0;
+	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, vm->routing.table) < 0) {
+		pr_err("KVM_SET_GSI_ROUTING: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int vm_route_commit(struct vm *vm)
+{
+	int ret;
+
+	pthread_mutex_lock(&vm->routing.lock);
+	ret = route_commit_locked(vm);
+	pthread_mutex_unlock(&vm->routing.lock);
+	return ret;
+}
+
+int vm_msi_route_alloc(struct vm *vm, unsigned first_free)
+{
+	struct kvm_irq_routing_entry *e;
+	bool fresh;
+	int gsi;
+
+	pthread_mutex_lock(&vm->routing.lock);
+	if (vm->routing.next_gsi < first_free)
+		vm->routing.next_gsi = first_free;
+	gsi = vm->routing.next_gsi++;
+	/* An MSI route with a null message until the guest programs the vector. */
+	e = route_slot(&vm->routing, gsi, KVM_IRQ_ROUTING_MSI, &fresh);
+	if (e) {
+		e->gsi = gsi;
+		e->type = KVM_IRQ_ROUTING_MSI;
+	}
+	pthread_mutex_unlock(&vm->routing.lock);
+	return e ? gsi : -ENOMEM;
+}
+
+int vm_msi_route_set(struct vm *vm, unsigned gsi, uint64_t addr, uint32_t data)
+{
+	struct kvm_irq_routing_entry *e;
+	bool fresh;
+	int ret;
+
+	pthread_mutex_lock(&vm->routing.lock);
+	e = route_slot(&vm->routing, gsi, KVM_IRQ_ROUTING_MSI, &fresh);
+	if (!e) {
+		pthread_mutex_unlock(&vm->routing.lock);
+		return -ENOMEM;
+	}
+	if (!fresh && e->u.msi.address_lo == (uint32_t)addr &&
+	    e->u.msi.address_hi == addr >> 32 && e->u.msi.data == data) {
+		pthread_mutex_unlock(&vm->routing.lock);
+		return 0; /* unchanged: spare KVM a table rebuild */
+	}
+	e->gsi = gsi;
+	e->type = KVM_IRQ_ROUTING_MSI;
+	e->u.msi.address_lo = addr;
+	e->u.msi.address_hi = addr >> 32;
+	e->u.msi.data = data;
+	ret = route_commit_locked(vm);
+	pthread_mutex_unlock(&vm->routing.lock);
+	return ret;
+}
+
+int vm_irqfd(struct vm *vm, int fd, unsigned gsi, bool assign)
+{
+	struct kvm_irqfd irqfd = {
+		.fd = fd, .gsi = gsi, .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
+	};
+
+	if (ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0)
+		return -errno;
+	return 0;
+}
+
+int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, int fd, bool assign)
+{
+	struct kvm_ioeventfd ev = {
+		.addr = addr, .len = len, .fd = fd,
+		.flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
+	};
+
+	if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+int vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data)
+{
+	struct kvm_msi msi = {
+		.address_lo = addr, .address_hi = addr >> 32, .data = data,
+	};
+
+	if (ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0)
+		return -errno;
+	return 0;
 }

@@ -13,6 +13,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "disk/blockdev.h"
+#include "virtio/blk.h"
+#include "virtio/pci.h"
 #include "vmm/arch.h"
 #include "vmm/console.h"
 #include "vmm/log.h"
@@ -61,6 +64,66 @@ static int vm_create_vcpus(struct vm *vm)
 	return 0;
 }
 
+struct vm_blk {
+	struct virtio_blk blk;
+	struct blockdev *bd;
+};
+
+static void vm_blk_release(void *owner)
+{
+	struct vm_blk *b = owner;
+
+	virtio_blk_destroy(&b->blk);
+	blockdev_close(b->bd);
+	free(b);
+}
+
+/* PCI slot 0 is the host bridge; devices follow in command-line order. */
+static int vm_add_drive(struct vm *vm, const struct drive_opts *o, unsigned slot)
+{
+	struct vm_blk *b = calloc(1, sizeof(*b));
+	struct vm_virtio *vv = &vm->virtio[vm->nr_virtio];
+	char err[256];
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	ret = blockdev_open(o, &b->bd, err, sizeof(err));
+	if (ret) {
+		pr_err("-drive file=%s: %s", o->file, err);
+		free(b);
+		return ret;
+	}
+	ret = virtio_blk_init(&b->blk, b->bd, o);
+	if (ret) {
+		pr_err("-drive file=%s: %s", o->file, strerror(-ret));
+		blockdev_close(b->bd);
+		free(b);
+		return ret;
+	}
+	*vv = (struct vm_virtio){ .vdev = &b->blk.vdev, .release = vm_blk_release, .owner = b };
+	vm->nr_virtio++;
+	ret = virtio_pci_init(vv->vdev, vm, arch_pci_host(vm), slot);
+	if (ret)
+		pr_err("-drive file=%s: cannot add the device: %s", o->file, strerror(-ret));
+	return ret;
+}
+
+static int vm_create_devices(struct vm *vm)
+{
+	int ret;
+
+	vm->virtio = calloc(vm->cfg->nr_drives + 1, sizeof(*vm->virtio));
+	if (!vm->virtio)
+		return -ENOMEM;
+	for (unsigned i = 0; i < vm->cfg->nr_drives; i++) {
+		ret = vm_add_drive(vm, &vm->cfg->drives[i], 1 + i);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct console *con)
 {
 	int ret;
@@ -69,9 +132,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct console *con)
 	vm->cfg = cfg;
 	vm->console = con;
 	vm->kvm_fd = vm->vm_fd = vm->event_fd = -1;
+	vm->evloop.epfd = vm->evloop.wake_fd = -1;
 	vm->nr_vcpus = cfg->ncpus;
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
+	pthread_mutex_init(&vm->routing.lock, NULL);
+	ret = evloop_init(&vm->evloop, "devices");
+	if (ret)
+		return ret;
 
 	vm->event_fd = eventfd(0, EFD_CLOEXEC);
 	if (vm->event_fd < 0)
@@ -92,6 +160,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct console *con)
 	if (ret)
 		return ret;
 	ret = arch_vm_init(vm);
+	if (ret)
+		return ret;
+	ret = vm_create_devices(vm);
 	if (ret)
 		return ret;
 	ret = vm_create_vcpus(vm);
@@ -147,6 +218,10 @@ enum vm_event vm_run(struct vm *vm, int signal_fd)
 {
 	enum vm_event ev;
 
+	if (evloop_start(&vm->evloop)) {
+		pr_err("cannot start the device thread");
+		return VM_EVENT_ERROR;
+	}
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		if (vcpu_start(&vm->vcpus[i])) {
 			vm_stop_vcpus(vm);
@@ -155,11 +230,16 @@ enum vm_event vm_run(struct vm *vm, int signal_fd)
 	}
 	ev = vm_wait(vm, signal_fd);
 	vm_stop_vcpus(vm);
+	evloop_stop(&vm->evloop);
 	return ev;
 }
 
 void vm_destroy(struct vm *vm)
 {
+	if (vm->pio.unhandled || vm->mmio.unhandled)
+		pr_debug("accesses nothing decoded: %llu port, %llu MMIO",
+			 (unsigned long long)vm->pio.unhandled,
+			 (unsigned long long)vm->mmio.unhandled);
 	if (vm->console)
 		console_detach(vm->console);
 	if (vm->vcpus) {
@@ -167,7 +247,20 @@ void vm_destroy(struct vm *vm)
 			kvm_destroy_vcpu(vm, &vm->vcpus[i]);
 		free(vm->vcpus);
 	}
+	evloop_stop(&vm->evloop);
+	/* Quiesce devices while the platform they sit on still exists ... */
+	for (unsigned i = 0; i < vm->nr_virtio; i++)
+		virtio_pci_stop(vm->virtio[i].vdev);
 	arch_vm_destroy(vm);
+	/* ... and free them once it has let go of them. */
+	for (unsigned i = 0; i < vm->nr_virtio; i++) {
+		virtio_pci_free(vm->virtio[i].vdev);
+		vm->virtio[i].release(vm->virtio[i].owner);
+	}
+	free(vm->virtio);
+	evloop_destroy(&vm->evloop);
+	free(vm->routing.table);
+	pthread_mutex_destroy(&vm->routing.lock);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)

@@ -15,11 +15,20 @@
 
 #include "vmm/bus.h"
 #include "vmm/cli.h"
+#include "vmm/evloop.h"
 #include "vmm/events.h"
 #include "vmm/memory.h"
 
 struct console;
+struct virtio_dev;
 struct vm;
+
+/* A virtio device and how to free its device type and backend. */
+struct vm_virtio {
+	struct virtio_dev *vdev;
+	void (*release)(void *owner);
+	void *owner;
+};
 
 struct vcpu {
 	struct vm *vm;
@@ -29,6 +38,18 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	uint64_t exits; /* statistics: total exits to userspace */
+};
+
+/*
+ * KVM's GSI routing table: what each GSI number means (an irqchip pin, or an
+ * MSI message). KVM_SET_GSI_ROUTING replaces the whole table, so minivm
+ * keeps it here and commits it whole after each change.
+ */
+struct irq_routing {
+	pthread_mutex_t lock;
+	struct kvm_irq_routing *table;
+	unsigned cap;
+	unsigned next_gsi; /* the next free GSI for MSI routes */
 };
 
 struct kvm_caps {
@@ -50,6 +71,10 @@ struct vm {
 	struct vcpu *vcpus;
 	unsigned nr_vcpus;
 	void *arch; /* the platform: struct pc on x86 */
+	struct evloop evloop; /* device work off the vCPU threads */
+	struct irq_routing routing;
+	struct vm_virtio *virtio; /* virtio devices, torn down with the VM */
+	unsigned nr_virtio;
 
 	/* The first event a device or vCPU fires wins; the main thread waits. */
 	int event;
@@ -74,6 +99,16 @@ void kvm_destroy_vcpu(struct vm *vm, struct vcpu *vcpu);
 bool kvm_is_pvm(void);
 /* For devices' irq_line: drives a GSI of the in-kernel irqchip. */
 void kvm_irq_line(void *vm, unsigned gsi, int level);
+
+/* irqroute in kvm.c: GSI routes, irqfds and ioeventfds */
+int vm_route_irqchip(struct vm *vm, unsigned gsi, unsigned chip, unsigned pin);
+int vm_route_commit(struct vm *vm);
+/* Allocates a GSI above the irqchip pins for an MSI route; returns it or -errno. */
+int vm_msi_route_alloc(struct vm *vm, unsigned first_free);
+int vm_msi_route_set(struct vm *vm, unsigned gsi, uint64_t addr, uint32_t data);
+int vm_irqfd(struct vm *vm, int fd, unsigned gsi, bool assign);
+int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, int fd, bool assign);
+int vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data);
 
 /* vcpu.c */
 int vcpu_start(struct vcpu *vcpu);

@@ -6,6 +6,10 @@
 #
 # A test script does:   . lib.sh; need_kvm MEM_MIB "$@"; ...body...
 # and exits 0 (pass), 1 (fail) or 77 (skip).
+#
+# MINIVM_TEST_VMM=qemu makes boot_guest run QEMU (-accel kvm -cpu host) with
+# the same arguments instead of minivm: QEMU is the reference, so a test can
+# be proven right before minivm has the feature it tests.
 
 set -euo pipefail
 
@@ -15,6 +19,13 @@ MINIVM_CACHE=${MINIVM_CACHE:-/var/cache/minivm}
 export MINIVM_SRC MINIVM_BUILD MINIVM_CACHE
 MINIVM=$MINIVM_BUILD/minivm
 KIT=$MINIVM_CACHE/kit
+ROOTFS=$KIT/rootfs.ext4 # built with the kit (guests/build-rootfs.sh)
+MINIVM_TEST_VMM=${MINIVM_TEST_VMM:-minivm}
+export MINIVM_TEST_VMM
+case $MINIVM_TEST_VMM in
+minivm | qemu) ;;
+*) echo "FAIL: MINIVM_TEST_VMM must be minivm or qemu, not '$MINIVM_TEST_VMM'" >&2; exit 1 ;;
+esac
 # shellcheck source=../rig/host-kvm.sh
 . "$MINIVM_SRC/tests/rig/host-kvm.sh"
 
@@ -32,7 +43,7 @@ need_kvm() {
 		return 0
 	fi
 	bash "$MINIVM_SRC/guests/build-kit.sh" >&2
-	exec bash "$MINIVM_SRC/tests/rig/run.sh" --mem "$mem" --timeout 600 -- \
+	exec bash "$MINIVM_SRC/tests/rig/run.sh" --mem "$mem" --timeout "${MINIVM_RIG_TIMEOUT:-1800}" -- \
 		env MINIVM_SRC="$MINIVM_SRC" MINIVM_BUILD="$MINIVM_BUILD" \
 		MINIVM_CACHE="$MINIVM_CACHE" bash "$0" "$@"
 }
@@ -49,16 +60,99 @@ scratch_dir() {
 	SCRATCH_DIRS+=("$dir")
 }
 
+# scratch_dir_for fast|direct|punch: like scratch_dir, on a file system
+# that suits disk images: fast (local, not 9p/NFS/FUSE), direct (O_DIRECT, for
+# cache=none and directsync) or punch (punching holes, for discard). Tries
+# $TMPDIR, /var/tmp, /dev/shm and /run in turn; skips the test when none
+# will do. In the rig $TMPDIR is 9p: slow (every write is synchronous to the
+# host), O_DIRECT works, punching holes does not; tmpfs is the reverse.
+scratch_dir_for() {
+	local need=$1 base
+	for base in "${TMPDIR:-/var/tmp}" /var/tmp /dev/shm /run; do
+		if [ ! -d "$base" ] || [ ! -w "$base" ]; then
+			continue
+		fi
+		dir=$(mktemp -d "$base/minivm-test.XXXXXX" 2>/dev/null) || continue
+		SCRATCH_DIRS+=("$dir")
+		if fs_can "$need" "$dir"; then
+			return 0
+		fi
+	done
+	echo "SKIP: no writable scratch directory can do '$need'" >&2
+	exit 77
+}
+
+# fs_can fast|direct|punch DIR: whether DIR's file system will do.
+fs_can() {
+	local f=$2/.probe rc=0
+	case $1 in
+	fast)
+		case $(stat -f -c %T "$2") in
+		*9p* | nfs* | fuse* | cifs | smb*) rc=1 ;;
+		esac
+		;;
+	direct) dd if=/dev/zero of="$f" bs=4096 count=1 oflag=direct status=none 2>/dev/null || rc=1 ;;
+	punch)
+		{ head -c 8192 /dev/zero >"$f" && fallocate -p -o 0 -l 4096 "$f"; } 2>/dev/null || rc=1 ;;
+	*) fail "fs_can: unknown feature '$1'" ;;
+	esac
+	rm -f "$f"
+	return "$rc"
+}
+
 # boot_guest OUTFILE [minivm args...]: boots the kit's kernel and initrd,
 # with stdin from /dev/null unless redirected by the caller. Returns
 # minivm's exit status; the console output is in OUTFILE.
+# With MINIVM_TEST_VMM=qemu, QEMU runs instead (see qemu_args).
 boot_guest() {
 	local out=$1
 	shift
 	local rc=0
-	timeout -k 5 300 "$MINIVM" -kernel "$KIT/vmlinuz" -initrd "$KIT/initrd.img" \
+	if [ "$MINIVM_TEST_VMM" = qemu ]; then
+		qemu_args "$@"
+		timeout -k 5 "${MINIVM_GUEST_TIMEOUT:-600}" qemu-system-x86_64 -accel kvm -cpu host -nographic -no-reboot \
+			-nic none -kernel "$KIT/vmlinuz" -initrd "$KIT/initrd.img" \
+			"${QEMU_ARGS[@]}" >"$out" 2>&1 || rc=$?
+		return "$rc"
+	fi
+	timeout -k 5 "${MINIVM_GUEST_TIMEOUT:-600}" "$MINIVM" -kernel "$KIT/vmlinuz" -initrd "$KIT/initrd.img" \
 		-nographic "$@" >"$out" 2>&1 || rc=$?
 	return "$rc"
+}
+
+# Sets QEMU_ARGS to minivm's arguments as QEMU takes them. They mostly are
+# QEMU's already; but QEMU's -drive has no serial=, so each
+# "-drive ...,if=virtio,..." becomes "-drive ...,if=none,id=ID" plus
+# "-device virtio-blk-pci,drive=ID[,serial=S]", in the same order (PCI slots,
+# hence vda, vdb, ..., follow the command line either way).
+qemu_args() {
+	QEMU_ARGS=()
+	local n=0 part parts serial virtio opts
+	while [ "$#" -gt 0 ]; do
+		# (A file name with a comma, written ",,", is passed on as it is.)
+		if [ "$1" = -drive ] && [ "$#" -ge 2 ] && [[ $2 != *,,* ]]; then
+			serial='' virtio=0 opts=''
+			IFS=, read -ra parts <<<"$2"
+			for part in "${parts[@]}"; do
+				case $part in
+				if=virtio) virtio=1 ;;
+				serial=*) serial=${part#serial=} ;;
+				*) opts+=${opts:+,}$part ;;
+				esac
+			done
+			if [ "$virtio" = 1 ]; then
+				QEMU_ARGS+=(-drive "$opts,if=none,id=minivm-drive$n"
+					-device "virtio-blk-pci,drive=minivm-drive$n${serial:+,serial=$serial}")
+				n=$((n + 1))
+			else
+				QEMU_ARGS+=("$1" "$2")
+			fi
+			shift 2
+			continue
+		fi
+		QEMU_ARGS+=("$1")
+		shift
+	done
 }
 
 expect_in() {
@@ -73,4 +167,67 @@ expect_in() {
 # The value of key=value that a scenario printed, e.g. nproc.
 guest_value() {
 	sed -n "s/^$2=\\([0-9]*\\).*/\\1/p" "$1" | tr -d '\r' | tail -n 1
+}
+
+# The whole value of a KEY=VALUE line that a scenario printed (the last one;
+# KEY is matched literally, so it may contain ':' and '/').
+guest_kv() {
+	tr -d '\r' <"$1" | awk -v k="$2=" 'index($0, k) == 1 { v = substr($0, length(k) + 1) } END { print v }'
+}
+
+# expect_kv OUTFILE KEY VALUE: the guest printed KEY=VALUE.
+expect_kv() {
+	local got
+	got=$(guest_kv "$1" "$2")
+	[ "$got" = "$3" ] || {
+		echo "--- console output ($1) ---" >&2
+		tail -n 60 "$1" >&2
+		fail "guest reported $2='$got', expected '$3'"
+	}
+}
+
+# --- disk images (virtio-blk tests); e2fsprogs reads them, nothing mounts ---
+
+# A private, sparse copy of the kit's root file system image.
+copy_rootfs() {
+	[ -f "$ROOTFS" ] || fail "no $ROOTFS: run guests/build-kit.sh"
+	cp --sparse=always "$ROOTFS" "$1"
+}
+
+# image_sha IMAGE PATH: SHA-256 of a file inside an ext2/3/4 image (debugfs,
+# read-only; a missing file gives the hash of nothing).
+image_sha() {
+	debugfs -R "cat $2" "$1" 2>/dev/null | sha256sum | cut -d' ' -f1
+}
+
+# fsck_clean IMAGE: e2fsck -fn finds nothing to fix.
+fsck_clean() {
+	local log rc=0
+	log=$(e2fsck -fn "$1" 2>&1) || rc=$?
+	[ "$rc" -eq 0 ] || { printf '%s\n' "$log" >&2; fail "e2fsck -fn $1: exit $rc"; }
+}
+
+# check_guest_sums OUTFILE DEV IMAGE: every "sha256:DEV:PATH=HEX" the guest
+# printed matches the file at PATH in IMAGE. Prints how many matched.
+check_guest_sums() {
+	local out=$1 dev=$2 img=$3 line path want got n=0
+	local lines
+	# (No <(...): the rig has no /dev/fd.)
+	lines=$(tr -d '\r' <"$out" | grep "^sha256:$dev:/") || true
+	while IFS= read -r line; do
+		[ -n "$line" ] || continue
+		path=${line#"sha256:$dev:"}
+		want=${path##*=}
+		path=${path%=*}
+		got=$(image_sha "$img" "$path")
+		[ "$got" = "$want" ] || fail "$dev:$path: the guest wrote sha256 $want, the image has $got"
+		n=$((n + 1))
+	done <<<"$lines"
+	[ "$n" -gt 0 ] || { tail -n 40 "$out" >&2; fail "the guest reported no files on $dev"; }
+	echo "$n"
+}
+
+# Blocks (512 bytes) allocated to a file.
+alloc_blocks() {
+	stat -c %b "$1"
 }

@@ -346,6 +346,113 @@ START_TEST(dsdt_contents)
 }
 END_TEST
 
+/* Decodes the AML integer at *p (ACPI 6.x §20.2.3) and steps past it. */
+static uint64_t aml_int(const uint8_t **p)
+{
+	const uint8_t *q = *p;
+	unsigned n;
+
+	switch (q[0]) {
+	case 0x00: /* ZeroOp */
+	case 0x01: /* OneOp */
+		*p = q + 1;
+		return q[0];
+	case 0x0a: /* BytePrefix */
+		n = 1;
+		break;
+	case 0x0b: /* WordPrefix */
+		n = 2;
+		break;
+	case 0x0c: /* DWordPrefix */
+		n = 4;
+		break;
+	case 0x0e: /* QWordPrefix */
+		n = 8;
+		break;
+	default:
+		ck_abort_msg("not an AML integer: 0x%02x", q[0]);
+		return 0;
+	}
+	*p = q + 1 + n;
+	return n == 1 ? q[1] : n == 2 ? u16(q + 1) : n == 4 ? u32(q + 1) : u64(q + 1);
+}
+
+/*
+ * \_SB.PCI0._PRT: for slots 1-31, pins 0-3 (INTA#-INTD#), a package
+ * { 0xSSSSFFFF, pin, 0, GSI } with GSI = 16 + (slot + pin) % 4, parsed
+ * from the AML bytes.
+ */
+START_TEST(dsdt_prt)
+{
+	static const uint8_t pci0[] = { 0x5b, 0x82 };
+	static const struct {
+		unsigned slot, pin, gsi;
+	} spot[] = {
+		{ 1, 0, 17 }, { 1, 3, 16 }, { 2, 3, 17 }, { 3, 1, 16 },
+		{ 4, 0, 16 }, { 31, 3, 18 }, { 31, 0, 19 },
+	};
+	const uint8_t *f, *d, *aml, *end, *dev, *dev_end, *p, *pkg_end;
+	bool seen[32][4] = { { false } };
+	unsigned gsi_of[32][4] = { { 0 } };
+	size_t len, n, count;
+
+	build(1);
+	f = find("FACP");
+	d = table(u64(f + 140), "DSDT");
+	aml = d + 36;
+	end = d + u32(d + 4);
+
+	/* Inside Device(PCI0) { ... } */
+	dev = memfind(aml, end - aml, pci0, sizeof(pci0));
+	ck_assert_ptr_nonnull(dev);
+	dev_end = dev + 2 + pkglength(dev + 2, &n);
+	ck_assert_mem_eq(dev + 2 + n, "PCI0", 4);
+	p = memfind(dev, dev_end - dev, "\x08_PRT", 5);
+	ck_assert_ptr_nonnull(p);
+	p += 5;
+
+	ck_assert_uint_eq(p[0], 0x12); /* PackageOp */
+	len = pkglength(p + 1, &n);
+	pkg_end = p + 1 + len;
+	ck_assert(pkg_end <= dev_end);
+	count = p[1 + n];
+	ck_assert_uint_eq(count, 31 * 4);
+	p += 2 + n;
+	for (size_t i = 0; i < count; i++) {
+		const uint8_t *e_end;
+		uint64_t addr, pin, source, gsi;
+		unsigned slot;
+
+		ck_assert(p < pkg_end);
+		ck_assert_uint_eq(p[0], 0x12);
+		e_end = p + 1 + pkglength(p + 1, &n);
+		ck_assert_uint_eq(p[1 + n], 4);
+		p += 2 + n;
+		addr = aml_int(&p);
+		pin = aml_int(&p);
+		source = aml_int(&p);
+		gsi = aml_int(&p);
+		ck_assert(p == e_end);
+
+		ck_assert_uint_eq(addr & 0xffff, 0xffff); /* any function */
+		slot = addr >> 16;
+		ck_assert_uint_ge(slot, 1);
+		ck_assert_uint_le(slot, 31);
+		ck_assert_uint_le(pin, 3);
+		ck_assert(!seen[slot][pin]);
+		seen[slot][pin] = true;
+		ck_assert_uint_eq(source, 0); /* a GSI, no link device */
+		ck_assert_uint_eq(gsi, 16 + (slot + pin) % 4);
+		ck_assert_uint_eq(gsi, pci_intx_gsi(slot, pin + 1));
+		gsi_of[slot][pin] = gsi;
+	}
+	ck_assert(p == pkg_end);
+	for (size_t i = 0; i < sizeof(spot) / sizeof(spot[0]); i++)
+		ck_assert_uint_eq(gsi_of[spot[i].slot][spot[i].pin], spot[i].gsi);
+	guest_mem_destroy(&mem);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("acpi");
@@ -358,6 +465,7 @@ int main(void)
 	tcase_add_loop_test(tc, madt_cpus, 0, 4);
 	tcase_add_test(tc, bad_cpu_counts);
 	tcase_add_test(tc, dsdt_contents);
+	tcase_add_test(tc, dsdt_prt);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
