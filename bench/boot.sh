@@ -45,7 +45,7 @@ one_boot() {
 }
 
 median() {
-	sort -n | awk '{a[NR]=$1} END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'
+	sort -n | awk '{a[NR]=$1} END { if (NR == 0) print "-"; else if (NR % 2) printf "%.2f\n", a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2 }'
 }
 
 declare -A MED_INIT MED_EXIT

@@ -218,6 +218,11 @@ mount -t devtmpfs devtmpfs /newroot/dev || fail "mount dev"
 mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts -o newinstance,gid=5,mode=620,ptmxmode=666 devpts /newroot/dev/pts || fail "mount devpts"
 mount -t tmpfs -o mode=1777 tmpfs /newroot/dev/shm || fail "mount /dev/shm"
+# What udev would add: bash's <(...) needs /dev/fd.
+ln -sf /proc/self/fd /newroot/dev/fd
+ln -sf /proc/self/fd/0 /newroot/dev/stdin
+ln -sf /proc/self/fd/1 /newroot/dev/stdout
+ln -sf /proc/self/fd/2 /newroot/dev/stderr
 # /run is the host's otherwise, read-only and full of the host's sockets.
 mount -t tmpfs -o mode=755 tmpfs /newroot/run || fail "mount /run"
 [ -n "$out" ] || fail "no minivm_rig_out= on the kernel command line"
