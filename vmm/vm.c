@@ -90,7 +90,7 @@ static int vm_add_drive(struct vm *vm, const struct drive_opts *o, unsigned slot
 		return -ENOMEM;
 	ret = blockdev_open(o, &b->bd, err, sizeof(err));
 	if (ret) {
-		pr_err("-drive file=%s: %s", o->file, err);
+		pr_err("-drive: %s", err); /* err names the image */
 		free(b);
 		return ret;
 	}

@@ -38,3 +38,27 @@ check "kernel is text" "bzImage" -kernel "$dir/notakernel"
 check "kernel is zeros" "bzImage" -kernel "$dir/zeros"
 check "bad -serial" "invalid argument" -kernel "$kernel" -serial tcp:1
 check "too little memory for the kernel" "RAM" -kernel "$kernel" -m 16
+
+# -drive: each bad option or image is one line and status 1.
+truncate -s 16M "$dir/disk.img"
+check "-drive without file" "file" -kernel "$kernel" -drive format=raw
+check "-drive unknown option" "bogus" -kernel "$kernel" -drive "file=$dir/disk.img,bogus=1"
+check "-drive bad cache mode" "cache" -kernel "$kernel" -drive "file=$dir/disk.img,cache=sometimes"
+check "-drive unknown interface" "if" -kernel "$kernel" -drive "file=$dir/disk.img,if=ide"
+check "-drive missing image" "No such file" -kernel "$kernel" -drive "file=$dir/nonexistent.img"
+check "-drive a directory" "" -kernel "$kernel" -drive "file=$dir"
+
+# An image in use by another minivm is refused, as QEMU refuses it. The
+# first minivm only needs to hold its drive open, so a kernel that never
+# gets far is enough; it is stopped with SIGTERM afterwards.
+"$MINIVM" -kernel "$kernel" -initrd "$KIT/initrd.img" -m 256 -serial none \
+	-drive "file=$dir/disk.img,format=raw" </dev/null >"$dir/holder.log" 2>&1 &
+holder=$!
+# Wait until it has the image open (and so locked).
+for _ in $(seq 100); do
+	ls -l "/proc/$holder/fd" 2>/dev/null | grep -q "$dir/disk.img" && break
+	sleep 0.1
+done
+check "-drive image in use" "in use" -kernel "$kernel" -m 256 -drive "file=$dir/disk.img,format=raw"
+kill -TERM "$holder"
+wait "$holder" || true
