@@ -73,7 +73,8 @@ switch_to_root() {
 	opts=$rootmode
 	[ -n "$rootflags" ] && opts=$opts,$rootflags
 	if ! mount ${rootfstype:+-t "$rootfstype"} -o "$opts" "$root" /newroot; then
-		echo "minivm-guest: error: cannot mount root=$root (have: $(cd /sys/block && echo *))"
+		# shellcheck disable=SC2012  # kernel device names
+		echo "minivm-guest: error: cannot mount root=$root (block devices: $(ls /sys/block | tr '\n' ' '))"
 		return 1
 	fi
 	if [ ! -x /newroot/init ]; then

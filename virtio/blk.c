@@ -43,8 +43,13 @@
  * pushed, so a driver that reuses descriptors as soon as it sees them used
  * always finds one free.
  *
- * Not offered: GEOMETRY and TOPOLOGY (optional hints), CONFIG_WCE (the
- * cache mode is the host's choice, -drive cache=), MQ, and the secure
+ * CONFIG_WCE is offered so the guest sees the host's cache mode as QEMU
+ * shows it: "write through" for cache=writethrough and directsync, whose
+ * writes are durable when they complete, "write back" (and flushes) for the
+ * others. The mode stays the host's choice (-drive cache=): a guest's write
+ * to the writeback field is ignored, and the guest reads the mode back.
+ *
+ * Not offered: GEOMETRY and TOPOLOGY (optional hints), MQ, and the secure
  * erase, lifetime and zoned extensions.
  */
 #include <endian.h>
@@ -540,7 +545,7 @@ static void vblk_config_read(struct virtio_dev *v, uint64_t off, void *data, uns
 static void vblk_config_write(struct virtio_dev *v, uint64_t off, const void *data,
 			      unsigned size)
 {
-	/* Only writeback is writable, and only with CONFIG_WCE, which we do not offer. */
+	/* Only writeback is writable (CONFIG_WCE), and the host's cache mode wins. */
 	(void)v;
 	(void)off;
 	(void)data;
@@ -609,6 +614,7 @@ int virtio_blk_init(struct virtio_blk *b, struct blockdev *bd, const struct driv
 	cfg->size_max = htole32(VIRTIO_BLK_SIZE_MAX);
 	cfg->seg_max = htole32(VIRTIO_BLK_SEG_MAX);
 	cfg->blk_size = htole32(bs);
+	cfg->writeback = !bd->cache.writethrough;
 	if (l->discard) {
 		cfg->max_discard_sectors = htole32(l->max_dwz_sectors);
 		cfg->max_discard_seg = htole32(l->max_dwz_seg);
@@ -629,7 +635,8 @@ int virtio_blk_init(struct virtio_blk *b, struct blockdev *bd, const struct driv
 	b->vdev.queue_size = VIRTIO_BLK_QUEUE_SIZE;
 	b->vdev.config_size = sizeof(*cfg);
 	b->vdev.features = VIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX) | VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) |
-			   VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) | VIRTIO_BIT(VIRTIO_BLK_F_FLUSH);
+			   VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) | VIRTIO_BIT(VIRTIO_BLK_F_FLUSH) |
+			   VIRTIO_BIT(VIRTIO_BLK_F_CONFIG_WCE);
 	if (l->read_only)
 		b->vdev.features |= VIRTIO_BIT(VIRTIO_BLK_F_RO);
 	if (l->discard)

@@ -208,22 +208,31 @@ fsck_clean() {
 }
 
 # check_guest_sums OUTFILE DEV IMAGE: every "sha256:DEV:PATH=HEX" the guest
-# printed matches the file at PATH in IMAGE. Prints how many matched.
+# printed matches the file at PATH in IMAGE. Prints how many matched. One
+# debugfs run dumps them all (each run costs about half a second in the rig).
 check_guest_sums() {
-	local out=$1 dev=$2 img=$3 line path want got n=0
-	local lines
+	local out=$1 dev=$2 img=$3 line path want got n=0 lines tmp
 	# (No <(...): the rig has no /dev/fd.)
 	lines=$(tr -d '\r' <"$out" | grep "^sha256:$dev:/") || true
+	[ -n "$lines" ] || { tail -n 40 "$out" >&2; fail "the guest reported no files on $dev"; }
+	tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/minivm-sums.XXXXXX")
 	while IFS= read -r line; do
-		[ -n "$line" ] || continue
+		path=${line#"sha256:$dev:"}
+		printf 'dump "%s" "%s/%d"\n' "${path%=*}" "$tmp" "$n"
+		n=$((n + 1))
+	done <<<"$lines" >"$tmp/cmds"
+	debugfs -f "$tmp/cmds" "$img" >/dev/null 2>&1 || true
+	n=0
+	while IFS= read -r line; do
 		path=${line#"sha256:$dev:"}
 		want=${path##*=}
 		path=${path%=*}
-		got=$(image_sha "$img" "$path")
-		[ "$got" = "$want" ] || fail "$dev:$path: the guest wrote sha256 $want, the image has $got"
+		got=none
+		[ -f "$tmp/$n" ] && got=$(sha256sum <"$tmp/$n" | cut -d' ' -f1)
+		[ "$got" = "$want" ] || { rm -rf "$tmp"; fail "$dev:$path: the guest wrote sha256 $want, the image has $got"; }
 		n=$((n + 1))
 	done <<<"$lines"
-	[ "$n" -gt 0 ] || { tail -n 40 "$out" >&2; fail "the guest reported no files on $dev"; }
+	rm -rf "$tmp"
 	echo "$n"
 }
 

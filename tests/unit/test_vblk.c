@@ -704,7 +704,7 @@ START_TEST(test_config_default)
 	ck_assert(f & VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES));
 	ck_assert(!(f & VIRTIO_BIT(VIRTIO_BLK_F_RO)));
 	ck_assert(!(f & VIRTIO_BIT(VIRTIO_BLK_F_DISCARD))); /* discard=ignore */
-	ck_assert(!(f & VIRTIO_BIT(VIRTIO_BLK_F_CONFIG_WCE)));
+	ck_assert(f & VIRTIO_BIT(VIRTIO_BLK_F_CONFIG_WCE));
 	ck_assert(!(f & VIRTIO_BIT(VIRTIO_BLK_F_MQ)));
 	ck_assert(!(f >> 24)); /* transport bits are the transport's */
 
@@ -716,7 +716,7 @@ START_TEST(test_config_default)
 	ck_assert_uint_eq(cfg_get(8, 4), VIRTIO_BLK_SIZE_MAX);
 	ck_assert_uint_eq(cfg_get(12, 4), 254);
 	ck_assert_uint_eq(cfg_get(20, 4), 512);
-	ck_assert_uint_eq(cfg_get(32, 1), 0);  /* writeback */
+	ck_assert_uint_eq(cfg_get(32, 1), 1);  /* writeback: cache=writeback */
 	ck_assert_uint_eq(cfg_get(36, 4), 0);  /* no discard */
 	ck_assert_uint_eq(cfg_get(48, 4), VIRTIO_BLK_MAX_DWZ_SECTORS);
 	ck_assert_uint_eq(cfg_get(52, 4), VIRTIO_BLK_MAX_DWZ_SEG);
@@ -732,9 +732,9 @@ START_TEST(test_config_default)
 	ck_assert_uint_eq(cfg_get(UINT64_MAX - 3, 8), 0);
 	/* writes are ignored */
 	blk.vdev.ops->config_write(&blk.vdev, 0, "\x01\x02\x03\x04", 4);
-	blk.vdev.ops->config_write(&blk.vdev, 32, "\x01", 1);
+	blk.vdev.ops->config_write(&blk.vdev, 32, "\x00", 1);
 	ck_assert_uint_eq(cfg_get(0, 8), CAPACITY);
-	ck_assert_uint_eq(cfg_get(32, 1), 0);
+	ck_assert_uint_eq(cfg_get(32, 1), 1);
 }
 END_TEST
 
@@ -1235,6 +1235,25 @@ START_TEST(test_dev_reset_drops_completions)
 }
 END_TEST
 
+/* The guest sees QEMU's write cache for each mode, and cannot change it. */
+START_TEST(test_config_writeback_follows_cache_mode)
+{
+	static const struct { const char *mode; unsigned wb; } modes[] = {
+		{ "cache=writeback", 1 }, { "cache=unsafe", 1 },
+		{ "cache=writethrough", 0 },
+	};
+	uint8_t zero = 0;
+
+	for (unsigned i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		dev_open(modes[i].mode);
+		ck_assert_msg(cfg_get(32, 1) == modes[i].wb, "%s", modes[i].mode);
+		blk.vdev.ops->config_write(&blk.vdev, 32, &zero, 1);
+		ck_assert_msg(cfg_get(32, 1) == modes[i].wb, "%s after a guest write", modes[i].mode);
+		dev_close();
+	}
+}
+END_TEST
+
 static Suite *vblk_suite(void)
 {
 	Suite *s = suite_create("virtio-blk");
@@ -1259,6 +1278,7 @@ static Suite *vblk_suite(void)
 
 	tcase_add_checked_fixture(config, setup, teardown);
 	tcase_add_test(config, test_config_default);
+	tcase_add_test(config, test_config_writeback_follows_cache_mode);
 	tcase_add_test(config, test_config_discard_readonly);
 	suite_add_tcase(s, config);
 
@@ -1278,6 +1298,8 @@ static Suite *vblk_suite(void)
 	suite_add_tcase(s, dev);
 	return s;
 }
+
+
 
 int main(void)
 {
