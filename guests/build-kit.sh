@@ -38,17 +38,8 @@ readonly MODULES=(
 
 die() { echo "build-kit: error: $*" >&2; exit 1; }
 log() { echo "build-kit: $*" >&2; }
-
-# Install the Debian package providing a command, only when the command is
-# missing, so that a fresh Debian 12 machine (or CI) can run this script.
-need() {
-	local cmd=$1 pkg=$2
-	command -v "$cmd" >/dev/null 2>&1 && return 0
-	[[ $EUID -eq 0 ]] || die "'$cmd' is missing; install package '$pkg' (needs root)"
-	log "installing $pkg (for $cmd)"
-	apt-get install -y -q "$pkg" >&2 || die "apt-get install $pkg failed"
-	command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' still missing after installing $pkg"
-}
+# shellcheck source-path=SCRIPTDIR source=debian.sh
+. "$(dirname "$SCRIPT_PATH")/debian.sh"
 
 check_tools() {
 	need apt-get apt
@@ -67,75 +58,6 @@ check_tools() {
 	fi
 }
 
-# Print "PACKAGE VERSION" of the versioned kernel package that a metapackage
-# depends on, e.g. linux-image-cloud-amd64 -> "linux-image-6.1.0-56-cloud-amd64
-# 6.1.192-2".  One apt-cache call (each costs about a second).
-resolve_kernel_pkg() {
-	local meta=$1 deps
-	deps=$(apt-cache show --no-all-versions "$meta" 2>/dev/null | sed -n 's/^Depends: //p' | head -n1) || true
-	if [[ -z $deps ]]; then
-		log "apt-cache knows no $meta; running apt-get update once"
-		apt-get update -q >&2 || die "apt-get update failed"
-		deps=$(apt-cache show --no-all-versions "$meta" | sed -n 's/^Depends: //p' | head -n1)
-	fi
-	# Depends: linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2)
-	local pv
-	pv=$(tr ',' '\n' <<<"$deps" | sed -n 's/^ *\(linux-image-[0-9][^ ]*\) *(= *\([^)]*\)).*/\1 \2/p' | head -n1)
-	[[ -n $pv ]] || die "cannot find a versioned 'linux-image-N (= V)' in $meta's Depends: $deps"
-	echo "$pv"
-}
-
-# The cached .deb of PKG at VERSION, if any (file names escape ':' as %3a).
-find_deb() {
-	find "$CACHE/debs" -maxdepth 1 -name "${1}_${2//:/%3a}_*.deb" | head -n1
-}
-
-# Download (via apt-get download, i.e. Debian's mirror) and unpack a package
-# into $CACHE/pkgs/NAME_VERSION; print that directory.  Cached across runs.
-fetch_unpack() {
-	local pkg=$1 ver=$2 dir deb
-	dir="$CACHE/pkgs/${pkg}_${ver}"
-	if [[ ! -e $dir/.unpacked ]]; then
-		mkdir -p "$CACHE/debs"
-		deb=$(find_deb "$pkg" "$ver")
-		if [[ -z $deb ]]; then
-			log "downloading $pkg $ver"
-			# APT::Sandbox::User=root: _apt cannot write into a root-owned cache.
-			(cd "$CACHE/debs" && apt-get download -q -o APT::Sandbox::User=root "$pkg=$ver" >&2) ||
-				die "apt-get download $pkg=$ver failed"
-			deb=$(find_deb "$pkg" "$ver")
-		fi
-		[[ -n $deb && -f $deb ]] || die "downloaded .deb for $pkg not found in $CACHE/debs"
-		log "unpacking $(basename "$deb")"
-		rm -rf "$dir" && mkdir -p "$dir"
-		dpkg-deb -x "$deb" "$dir" || die "dpkg-deb -x $deb failed"
-		touch "$dir/.unpacked"
-	fi
-	echo "$dir"
-}
-
-# Print the module files (relative to lib/modules/KVER) for the named modules
-# and everything modules.dep says they need.  Built-in modules are skipped.
-module_closure() {
-	local moddir=$1; shift
-	local want name optional line
-	for want in "$@"; do
-		optional=0
-		[[ $want == *'?' ]] && { optional=1; want=${want%'?'}; }
-		name=${want//-/_}
-		# modules.dep: "kernel/a/b/name.ko: dep1.ko dep2.ko"; file names may use - or _.
-		line=$(awk -v n="$name" -F: '{ f=$1; sub(/.*\//, "", f); sub(/\.ko(\.[a-z]+)?$/, "", f); gsub(/-/, "_", f); if (f == n) { print; exit } }' "$moddir/modules.dep")
-		if [[ -z $line ]]; then
-			if grep -qE "/${name//_/[-_]}\.ko$" "$moddir/modules.builtin" 2>/dev/null; then
-				continue
-			fi
-			((optional)) && continue
-			die "module '$want' is neither in modules.dep nor built in ($moddir)"
-		fi
-		tr ' ' '\n' <<<"${line/:/ }" | sed '/^$/d'
-	done | sort -u
-}
-
 # Re-running must be fast, and apt-cache costs a second, so there are two
 # stamps.  The quick one covers this script, the scenarios, busybox and the
 # apt lists' state (which decides what the metapackage resolves to); when it
@@ -143,7 +65,7 @@ module_closure() {
 # the resolved kernel package, so an apt-get update that changed no kernel
 # costs one apt-cache call, not a rebuild.
 local_inputs() {
-	sha256sum "$SCRIPT_PATH" "$INIT_SCRIPT"
+	sha256sum "$SCRIPT_PATH" "$INIT_SCRIPT" "$(dirname "$SCRIPT_PATH")/debian.sh"
 	find "$SCENARIO_DIR" -maxdepth 1 -name '*.sh' -type f -print0 | sort -z | xargs -0r sha256sum
 	echo "busybox $(dpkg-query -W -f='${Version}' busybox-static)"
 }
