@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Shared by guests/build-kit.sh and tests/rig/build-rig.sh: Debian packages
 # fetched with apt-get download and unpacked with dpkg-deb (never
-# installed), and the kernel-module closure that an initramfs needs.
+# installed), the kernel-module closure that an initramfs needs, and the
+# uncompressed kernel unpacked from a bzImage.
 # The caller defines die, log and CACHE before sourcing this file.
 
 # Install the Debian package providing a command, only when the command is
@@ -82,4 +83,36 @@ module_closure() {
 		fi
 		tr ' ' '\n' <<<"${line/:/ }" | sed '/^$/d'
 	done | sort -u
+}
+
+# The bzImage's payload is the compressed ELF vmlinux (xz for the generic
+# kernel, lz4 for the cloud one).  The setup header says where it is
+# (payload_offset/payload_length at 0x248/0x24c, from the protected-mode code
+# at (setup_sects+1)*512); its last 4 bytes are the unpacked size, which
+# checks the result.
+u8() { od -An -tu1 -j "$2" -N1 "$1" | tr -d ' '; }
+u32() { od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '; }
+extract_vmlinux() {
+	local bz=$1 dst=$2 sects start len size magic tool
+	sects=$(u8 "$bz" $((0x1f1)))
+	((sects == 0)) && sects=4
+	start=$(((sects + 1) * 512 + $(u32 "$bz" $((0x248)))))
+	len=$(u32 "$bz" $((0x24c))) || true
+	[[ $len -gt 4 ]] || die "$bz: no payload in the setup header (not a bzImage?)"
+	size=$(u32 "$bz" $((start + len - 4)))
+	magic=$(od -An -tx1 -j "$start" -N4 "$bz" | tr -d ' ')
+	case "$magic" in
+	fd377a58) tool=xz ;;
+	02214c18) tool=lz4 ;;
+	1f8b*) tool=gzip ;;
+	28b52ffd) tool=zstd ;;
+	*) die "$bz: unknown payload compression (magic $magic)" ;;
+	esac
+	need "$tool" "${tool/xz/xz-utils}"
+	# The exact payload, without the size trailer; the status is not checked
+	# (lz4 complains about the missing end mark), the size and ELF magic are.
+	tail -c +"$((start + 1))" "$bz" | head -c "$((len - 4))" | "$tool" -dc >"$dst" 2>/dev/null || true
+	[[ $(stat -c %s "$dst") == "$size" ]] ||
+		die "unpacking vmlinux from $bz ($tool) gave $(stat -c %s "$dst") bytes, expected $size"
+	[[ $(head -c4 "$dst") == $'\x7fELF' ]] || die "the unpacked payload of $bz is not an ELF file"
 }
