@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-	build-essential cmake pkg-config check linux-libc-dev  # build and unit tests
+	build-essential cmake pkg-config check linux-libc-dev zlib1g-dev  # build, unit tests, qcow2 compression
 	clang libclang-rt-14-dev                                # fuzzing (libFuzzer)
 	qemu-system-x86 qemu-utils                              # the rig, and the reference VMM
 	busybox-static kmod cpio zstd xz-utils e2fsprogs        # guest kits
