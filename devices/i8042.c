@@ -242,30 +242,29 @@ static enum vm_event i8042_data(struct i8042 *k, uint8_t v)
 }
 
 /* Only the first byte of a wide access reaches the (1-byte) register. */
-static void i8042_data_read(void *opaque, uint64_t offset, void *data,
+/*
+ * Both ports read one byte: the output buffer (popping it) or the status
+ * register. Wider or offset reads see open bus.
+ */
+static void i8042_port_read(struct i8042 *k, bool status_port, uint64_t offset, void *data,
 			    unsigned size)
 {
-	struct i8042 *k = opaque;
-
 	memset(data, 0xff, size);
 	if (offset != 0 || size == 0)
 		return;
 	pthread_mutex_lock(&k->lock);
-	*(uint8_t *)data = i8042_pop(k);
+	*(uint8_t *)data = status_port ? i8042_status(k) : i8042_pop(k);
 	pthread_mutex_unlock(&k->lock);
 }
 
-static void i8042_status_read(void *opaque, uint64_t offset, void *data,
-			      unsigned size)
+static void i8042_data_read(void *opaque, uint64_t offset, void *data, unsigned size)
 {
-	struct i8042 *k = opaque;
+	i8042_port_read(opaque, false, offset, data, size);
+}
 
-	memset(data, 0xff, size);
-	if (offset != 0 || size == 0)
-		return;
-	pthread_mutex_lock(&k->lock);
-	*(uint8_t *)data = i8042_status(k);
-	pthread_mutex_unlock(&k->lock);
+static void i8042_status_read(void *opaque, uint64_t offset, void *data, unsigned size)
+{
+	i8042_port_read(opaque, true, offset, data, size);
 }
 
 /* Events fire unlocked: the VM's handler may well stop this vCPU. */

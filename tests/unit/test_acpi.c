@@ -15,6 +15,7 @@
 #include "boot/layout.h"
 #include "devices/acpi_pm.h"
 #include "devices/pci.h"
+#include "tests/unit/unit.h"
 
 #define MIB (1ULL << 20)
 
@@ -457,8 +458,6 @@ int main(void)
 {
 	Suite *s = suite_create("acpi");
 	TCase *tc = tcase_create("tables");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, rsdp_and_root_tables);
 	tcase_add_test(tc, fadt_fields);
@@ -467,9 +466,5 @@ int main(void)
 	tcase_add_test(tc, dsdt_contents);
 	tcase_add_test(tc, dsdt_prt);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

@@ -8,49 +8,28 @@
 
 #include "devices/acpi_pm.h"
 #include "vmm/bus.h"
+#include "tests/unit/unit.h"
 
 #define PWRBTN 0x0100
 #define SLP_EN 0x2000
-
-struct recorder {
-	int level, sets;
-	int poweroffs, other_events;
-};
 
 static struct bus bus;
 static struct acpi_pm pm;
 static struct recorder rec;
 
-static void rec_irq(void *ctx, unsigned gsi, int level)
-{
-	struct recorder *r = ctx;
-
-	ck_assert_uint_eq(gsi, ACPI_SCI_IRQ);
-	r->level = level;
-	r->sets++;
-}
-
-static void rec_event(void *ctx, enum vm_event ev)
-{
-	struct recorder *r = ctx;
-
-	if (ev == VM_EVENT_POWEROFF)
-		r->poweroffs++;
-	else
-		r->other_events++;
-}
-
 static void setup(void)
 {
 	memset(&rec, 0, sizeof(rec));
 	bus_init(&bus, "pio");
-	acpi_pm_init(&pm, (struct event_sink){ rec_event, &rec },
-		     (struct irq_line){ rec_irq, &rec, ACPI_SCI_IRQ });
+	acpi_pm_init(&pm, (struct event_sink){ recorder_event, &rec },
+		     (struct irq_line){ recorder_irq, &rec, ACPI_SCI_IRQ });
 	ck_assert_int_eq(acpi_pm_register(&pm, &bus), 0);
 }
 
 static void teardown(void)
 {
+	/* The PM block owns the SCI and no other line. */
+	ck_assert_int_eq(recorder_sets_except(&rec, ACPI_SCI_IRQ), 0);
 	acpi_pm_destroy(&pm);
 	bus_destroy(&bus);
 }
@@ -78,11 +57,11 @@ static void sleep_ms(long ms)
 START_TEST(s5_powers_off)
 {
 	out(ACPI_PM1A_CNT_BLK, 2, ACPI_S5_SLP_TYP << 10 | SLP_EN);
-	ck_assert_int_eq(rec.poweroffs, 1);
+	ck_assert_int_eq(rec.events[VM_EVENT_POWEROFF], 1);
 	/* The same as a byte write of the high half. */
 	out(ACPI_PM1A_CNT_BLK + 1, 1, (ACPI_S5_SLP_TYP << 2) | 0x20);
-	ck_assert_int_eq(rec.poweroffs, 2);
-	ck_assert_int_eq(rec.other_events, 0);
+	ck_assert_int_eq(rec.events[VM_EVENT_POWEROFF], 2);
+	ck_assert_int_eq(recorder_events_except(&rec, VM_EVENT_POWEROFF), 0);
 }
 END_TEST
 
@@ -92,7 +71,7 @@ START_TEST(other_sleep_types_ignored)
 		if (typ != ACPI_S5_SLP_TYP)
 			out(ACPI_PM1A_CNT_BLK, 2, typ << 10 | SLP_EN);
 	out(ACPI_PM1A_CNT_BLK, 2, ACPI_S5_SLP_TYP << 10); /* no SLP_EN */
-	ck_assert_int_eq(rec.poweroffs + rec.other_events, 0);
+	ck_assert_int_eq(recorder_events_except(&rec, VM_EVENT_NONE), 0);
 }
 END_TEST
 
@@ -145,12 +124,12 @@ START_TEST(power_button_disabled)
 {
 	acpi_pm_power_button(&pm);
 	ck_assert_uint_eq(in(ACPI_PM1A_EVT_BLK, 2), PWRBTN);
-	ck_assert_int_eq(rec.level, 0);
+	ck_assert_int_eq(rec.level[ACPI_SCI_IRQ], 0);
 	/* Enabling with the status pending raises the SCI at once. */
 	out(ACPI_PM1A_EVT_BLK + 2, 2, PWRBTN);
-	ck_assert_int_eq(rec.level, 1);
+	ck_assert_int_eq(rec.level[ACPI_SCI_IRQ], 1);
 	out(ACPI_PM1A_EVT_BLK, 2, PWRBTN);
-	ck_assert_int_eq(rec.level, 0);
+	ck_assert_int_eq(rec.level[ACPI_SCI_IRQ], 0);
 }
 END_TEST
 
@@ -158,23 +137,23 @@ START_TEST(power_button_raises_sci_until_cleared)
 {
 	out(ACPI_PM1A_EVT_BLK + 2, 2, PWRBTN);
 	ck_assert_uint_eq(in(ACPI_PM1A_EVT_BLK + 2, 2), PWRBTN);
-	ck_assert_int_eq(rec.level, 0);
+	ck_assert_int_eq(rec.level[ACPI_SCI_IRQ], 0);
 	acpi_pm_power_button(&pm);
-	ck_assert_int_eq(rec.level, 1);
+	ck_assert_int_eq(rec.level[ACPI_SCI_IRQ], 1);
 	out(ACPI_PM1A_EVT_BLK, 2, 0); /* writing 0 clears nothing */
-	ck_assert_int_eq(rec.level, 1);
+	ck_assert_int_eq(rec.level[ACPI_SCI_IRQ], 1);
 	ck_assert_uint_eq(in(ACPI_PM1A_EVT_BLK, 2), PWRBTN);
 	out(ACPI_PM1A_EVT_BLK, 2, PWRBTN);
-	ck_assert_int_eq(rec.level, 0);
+	ck_assert_int_eq(rec.level[ACPI_SCI_IRQ], 0);
 	ck_assert_uint_eq(in(ACPI_PM1A_EVT_BLK, 2), 0);
 	/* A second press while still pending changes nothing on the line. */
 	acpi_pm_power_button(&pm);
 	acpi_pm_power_button(&pm);
-	ck_assert_int_eq(rec.level, 1);
-	ck_assert_int_eq(rec.sets, 3);
+	ck_assert_int_eq(rec.level[ACPI_SCI_IRQ], 1);
+	ck_assert_int_eq(rec.sets[ACPI_SCI_IRQ], 3);
 	/* Disabling lowers it too. */
 	out(ACPI_PM1A_EVT_BLK + 2, 2, 0);
-	ck_assert_int_eq(rec.level, 0);
+	ck_assert_int_eq(rec.level[ACPI_SCI_IRQ], 0);
 }
 END_TEST
 
@@ -184,7 +163,7 @@ START_TEST(dword_event_block)
 	acpi_pm_power_button(&pm);
 	out(ACPI_PM1A_EVT_BLK, 4, PWRBTN << 16 | PWRBTN);
 	ck_assert_uint_eq(in(ACPI_PM1A_EVT_BLK, 4), PWRBTN << 16);
-	ck_assert_int_eq(rec.level, 0);
+	ck_assert_int_eq(rec.level[ACPI_SCI_IRQ], 0);
 	out(ACPI_PM1A_EVT_BLK + 2, 2, 0xffff);
 	ck_assert_uint_eq(in(ACPI_PM1A_EVT_BLK + 2, 2), 0x4721);
 }
@@ -203,7 +182,7 @@ START_TEST(odd_accesses)
 	out(ACPI_PM_TMR_BLK + 2, 2, 0xffff);
 	q = ~0ULL;
 	bus_write(&bus, ACPI_PM1A_EVT_BLK, &q, 8);
-	ck_assert_int_eq(rec.poweroffs + rec.other_events, 0);
+	ck_assert_int_eq(recorder_events_except(&rec, VM_EVENT_NONE), 0);
 }
 END_TEST
 
@@ -211,8 +190,6 @@ int main(void)
 {
 	Suite *s = suite_create("acpi_pm");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, s5_powers_off);
@@ -225,9 +202,5 @@ int main(void)
 	tcase_add_test(tc, dword_event_block);
 	tcase_add_test(tc, odd_accesses);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "disk/blockdev.h"
+#include "tests/unit/unit.h"
 
 #define MiB (1ULL << 20)
 
@@ -923,8 +924,6 @@ int main(void)
 {
 	Suite *s = suite_create("blockdev");
 	TCase *tc = tcase_create("raw");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
@@ -951,9 +950,5 @@ int main(void)
 	tcase_add_test(tc, odd_size_rounds_down);
 	tcase_add_test(tc, direct_refused_by_filesystem);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

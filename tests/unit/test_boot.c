@@ -17,6 +17,7 @@
 
 #include "boot/boot.h"
 #include "boot/layout.h"
+#include "tests/unit/unit.h"
 
 #define MIB (1ULL << 20)
 #define GIB (1ULL << 30)
@@ -658,8 +659,6 @@ int main(void)
 	TCase *load = tcase_create("linux");
 	TCase *e820 = tcase_create("e820");
 	TCase *lm = tcase_create("long_mode");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(load, 30);
 	tcase_add_test(load, valid_image_loads);
@@ -681,9 +680,5 @@ int main(void)
 	tcase_add_test(lm, page_tables_identity_map_4g);
 	tcase_add_test(lm, gdt_descriptors);
 	suite_add_tcase(s, lm);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

@@ -8,6 +8,7 @@
 
 #include "vmm/bus.h"
 #include "vmm/memory.h"
+#include "tests/unit/unit.h"
 
 struct fake_dev {
 	uint64_t last_off;
@@ -174,8 +175,6 @@ int main(void)
 {
 	Suite *s = suite_create("bus");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, dispatch_by_offset);
 	tcase_add_test(tc, unmapped_reads_all_ones_and_counts);
@@ -185,9 +184,5 @@ int main(void)
 	tcase_add_test(tc, memory_split_around_hole);
 	tcase_add_test(tc, memory_bad_sizes);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

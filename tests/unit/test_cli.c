@@ -8,6 +8,7 @@
 
 #include "vmm/cli.h"
 #include "vmm/console.h"
+#include "tests/unit/unit.h"
 
 #define ARGV(...) ((char *[]){ "minivm", __VA_ARGS__, NULL })
 #define ARGC(...) ((int)(sizeof((char *[]){ "minivm", __VA_ARGS__ }) / sizeof(char *)))
@@ -161,8 +162,6 @@ int main(void)
 {
 	Suite *s = suite_create("cli");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, full_command_line);
 	tcase_add_test(tc, defaults_like_qemu);
@@ -174,9 +173,5 @@ int main(void)
 	tcase_add_test(tc, host_memory_check);
 	tcase_add_test(tc, console_escapes);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

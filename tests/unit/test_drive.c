@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "disk/drive.h"
+#include "tests/unit/unit.h"
 
 static struct drive_opts o;
 
@@ -216,8 +217,6 @@ int main(void)
 {
 	Suite *s = suite_create("drive");
 	TCase *tc = tcase_create("parse");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, defaults);
 	tcase_add_test(tc, every_key);
@@ -230,9 +229,5 @@ int main(void)
 	tcase_add_test(tc, errors);
 	tcase_add_test(tc, long_values);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "vmm/evloop.h"
+#include "tests/unit/unit.h"
 
 struct counter {
 	struct ev_handler h;
@@ -76,15 +77,9 @@ int main(void)
 {
 	Suite *s = suite_create("evloop");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, dispatches_on_loop_thread);
 	tcase_add_test(tc, rejects_bad_handlers);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

@@ -7,48 +7,24 @@
 
 #include "devices/i8042.h"
 #include "vmm/bus.h"
+#include "tests/unit/unit.h"
 
 #define STR_OBF 0x01
 #define STR_IBF 0x02
 #define STR_CMDDAT 0x08
 #define STR_AUXDATA 0x20
 
-struct recorder {
-	int edges[16];  /* 0->1 transitions per GSI */
-	int level[16];
-	int resets, other_events;
-};
-
 static struct bus bus;
 static struct i8042 kbd;
 static struct recorder rec;
-
-static void rec_irq(void *ctx, unsigned gsi, int level)
-{
-	struct recorder *r = ctx;
-
-	if (level && !r->level[gsi])
-		r->edges[gsi]++;
-	r->level[gsi] = level;
-}
-
-static void rec_event(void *ctx, enum vm_event ev)
-{
-	struct recorder *r = ctx;
-
-	if (ev == VM_EVENT_RESET)
-		r->resets++;
-	else
-		r->other_events++;
-}
 
 static void setup(void)
 {
 	memset(&rec, 0, sizeof(rec));
 	bus_init(&bus, "pio");
-	i8042_init(&kbd, (struct event_sink){ rec_event, &rec },
-		   (struct irq_line){ rec_irq, &rec, 1 },
-		   (struct irq_line){ rec_irq, &rec, 12 });
+	i8042_init(&kbd, (struct event_sink){ recorder_event, &rec },
+		   (struct irq_line){ recorder_irq, &rec, 1 },
+		   (struct irq_line){ recorder_irq, &rec, 12 });
 	ck_assert_int_eq(i8042_register(&kbd, &bus), 0);
 }
 
@@ -155,10 +131,10 @@ END_TEST
 START_TEST(pulse_reset)
 {
 	command(0xff); /* pulses nothing */
-	ck_assert_int_eq(rec.resets, 0);
+	ck_assert_int_eq(rec.events[VM_EVENT_RESET], 0);
 	command(0xfe);
-	ck_assert_int_eq(rec.resets, 1);
-	ck_assert_int_eq(rec.other_events, 0);
+	ck_assert_int_eq(rec.events[VM_EVENT_RESET], 1);
+	ck_assert_int_eq(recorder_events_except(&rec, VM_EVENT_RESET), 0);
 	ck_assert_uint_eq(status() & STR_IBF, 0);
 }
 END_TEST
@@ -167,12 +143,12 @@ START_TEST(output_port_reset)
 {
 	command(0xd1);
 	put_data(0xdf); /* A20 on, reset line high */
-	ck_assert_int_eq(rec.resets, 0);
+	ck_assert_int_eq(rec.events[VM_EVENT_RESET], 0);
 	command(0xd0);
 	ck_assert_uint_eq(expect_byte(0), 0xdf);
 	command(0xd1);
 	put_data(0xfe);
-	ck_assert_int_eq(rec.resets, 1);
+	ck_assert_int_eq(rec.events[VM_EVENT_RESET], 1);
 }
 END_TEST
 
@@ -335,7 +311,7 @@ START_TEST(linux_probe_sequence)
 	command(0x60);
 	put_data((ctr | 0x10) & ~0x01);
 	expect_empty();
-	ck_assert_int_eq(rec.resets + rec.other_events, 0);
+	ck_assert_int_eq(rec.events[VM_EVENT_RESET] + recorder_events_except(&rec, VM_EVENT_RESET), 0);
 }
 END_TEST
 
@@ -343,8 +319,6 @@ int main(void)
 {
 	Suite *s = suite_create("i8042");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, status_idle);
@@ -364,9 +338,5 @@ int main(void)
 	tcase_add_test(tc, odd_accesses);
 	tcase_add_test(tc, linux_probe_sequence);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

@@ -14,6 +14,7 @@
 #include "devices/msix.h"
 #include "devices/pci.h"
 #include "vmm/bus.h"
+#include "tests/unit/unit.h"
 
 #define SLOT 2
 #define NVEC 70 /* two PBA qwords */
@@ -525,8 +526,6 @@ int main(void)
 {
 	Suite *s = suite_create("msix");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, capability);
@@ -540,9 +539,5 @@ int main(void)
 	tcase_add_test(tc, dedicated_bar);
 	tcase_add_test(tc, init_errors);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

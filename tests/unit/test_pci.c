@@ -12,6 +12,7 @@
 
 #include "devices/pci.h"
 #include "vmm/bus.h"
+#include "tests/unit/unit.h"
 
 static struct bus bus;
 static struct bus mmio;
@@ -849,8 +850,6 @@ int main(void)
 {
 	Suite *s = suite_create("pci");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, host_bridge_ids);
@@ -875,9 +874,5 @@ int main(void)
 	tcase_add_test(tc, intx_shared_gsi);
 	tcase_add_test(tc, device_command_and_status);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

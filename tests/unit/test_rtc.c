@@ -9,6 +9,7 @@
 
 #include "devices/rtc.h"
 #include "vmm/bus.h"
+#include "tests/unit/unit.h"
 
 static struct bus bus;
 static struct rtc rtc;
@@ -252,8 +253,6 @@ int main(void)
 {
 	Suite *s = suite_create("rtc");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 20);
@@ -270,9 +269,5 @@ int main(void)
 	tcase_add_test(tc, direct_write_takes_effect);
 	tcase_add_test(tc, odd_accesses);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

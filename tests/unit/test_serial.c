@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "devices/serial8250.h"
+#include "tests/unit/unit.h"
 
 #define BASE SERIAL_COM1_BASE
 #define RBR 0
@@ -540,11 +541,5 @@ static Suite *serial_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(serial_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(serial_suite());
 }

@@ -22,6 +22,7 @@
 
 #include "virtio/blk.h"
 #include "vmm/memory.h"
+#include "tests/unit/unit.h"
 
 #define MiB (1ULL << 20)
 #define RAM_SIZE (16 * MiB)
@@ -1303,11 +1304,5 @@ static Suite *vblk_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(vblk_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return unit_run(vblk_suite());
 }

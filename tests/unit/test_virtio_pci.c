@@ -14,6 +14,7 @@
 #include "devices/pci.h"
 #include "virtio/pci.h"
 #include "vmm/vm.h"
+#include "tests/unit/unit.h"
 
 static struct vm vm;
 static struct virtio_dev dev;
@@ -313,8 +314,6 @@ int main(void)
 {
 	Suite *s = suite_create("virtio_pci");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, pci_identity_and_caps);
@@ -325,9 +324,5 @@ int main(void)
 	tcase_add_test(tc, intx_and_isr_without_msix);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

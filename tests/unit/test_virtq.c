@@ -13,6 +13,7 @@
 
 #include "virtio/virtqueue.h"
 #include "vmm/memory.h"
+#include "tests/unit/unit.h"
 
 #define RAM_SIZE (16ULL << 20)
 #define DESC_GPA 0x10000ULL
@@ -839,11 +840,5 @@ static Suite *virtq_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(virtq_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return unit_run(virtq_suite());
 }
