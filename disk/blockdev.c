@@ -18,6 +18,9 @@
 #include <string.h>
 
 #include "disk/blockdev.h"
+#include "disk/image.h"
+#include "disk/iov.h"
+#include "disk/qcow2.h"
 #include "vmm/log.h"
 
 struct blk_pool {
@@ -37,9 +40,42 @@ static const struct blockdev_ops *blockdev_driver(enum drive_format format)
 	case DRIVE_FORMAT_RAW:
 		return &raw_ops;
 	case DRIVE_FORMAT_QCOW2:
-		return NULL;
+		return &qcow2_ops;
 	}
 	return NULL;
+}
+
+/*
+ * format= absent: the magic decides. A probed raw image remembers it, for
+ * the guard in blk_execute(). When the file cannot be read, raw's open
+ * reports why.
+ */
+static const struct blockdev_ops *blockdev_probe(struct blockdev *bd, const char *path)
+{
+	enum image_format f;
+	char err[16];
+
+	if (!image_probe(path, &f, err, sizeof(err)) && f == IMAGE_FORMAT_QCOW2)
+		return &qcow2_ops;
+	bd->probed_raw = true;
+	return &raw_ops;
+}
+
+/*
+ * QEMU's guard for probed raw images: a write that would give sector 0 a
+ * qcow2 magic would make the next probe open it as qcow2, with backing
+ * files of the guest's choosing.
+ */
+static bool blk_probe_guard(const struct blockdev *bd, const struct blk_req *r)
+{
+	uint8_t head[4];
+
+	if (!bd->probed_raw || r->op != BLK_WRITE || r->offset != 0 ||
+	    iov_total(r->iov, r->iovcnt) < sizeof(head))
+		return false;
+	iov_copy(r->iov, r->iovcnt, 0, head, sizeof(head), false);
+	return head[0] == (QCOW2_MAGIC >> 24) && head[1] == ((QCOW2_MAGIC >> 16) & 0xff) &&
+	       head[2] == ((QCOW2_MAGIC >> 8) & 0xff) && head[3] == (QCOW2_MAGIC & 0xff);
 }
 
 /* Runs one checked request with the driver; returns done()'s result. */
@@ -49,6 +85,8 @@ static int blk_execute(struct blockdev *bd, struct blk_req *r)
 	case BLK_READ:
 		return bd->ops->readv(bd, r->offset, r->iov, r->iovcnt);
 	case BLK_WRITE:
+		if (blk_probe_guard(bd, r))
+			return -EPERM;
 		return bd->ops->writev(bd, r->offset, r->iov, r->iovcnt);
 	case BLK_FLUSH:
 		/* Nothing to make durable on a read-only device; unsafe drops flushes. */
@@ -170,7 +208,7 @@ int blockdev_open(const struct drive_opts *o, struct blockdev **out, char *err, 
 	bd->discard = o->discard == DRIVE_DISCARD_UNMAP;
 	bd->cache = drive_cache_flags(o->cache);
 	bd->block_size = BLOCKDEV_SECTOR;
-	bd->ops = blockdev_driver(o->format);
+	bd->ops = o->format_given ? blockdev_driver(o->format) : blockdev_probe(bd, o->file);
 	if (!bd->ops) {
 		snprintf(err, errlen, "%s: format=%s is not supported yet", o->file,
 			 drive_format_name(o->format));

@@ -2,8 +2,8 @@
 /*
  * Block backends: what a virtual disk device (virtio-blk) reads and writes.
  *
- * A struct blockdev is one open image. Format drivers (raw.c now, qcow2
- * later) implement blockdev_ops as plain synchronous calls; this layer makes
+ * A struct blockdev is one open image. Format drivers (raw.c, qcow2.c)
+ * implement blockdev_ops as plain synchronous calls; this layer makes
  * them asynchronous: blockdev_submit() checks a request, queues it and
  * returns at once, and a worker thread runs it and calls r->done(). A device
  * can so keep many requests in flight without blocking its queue thread.
@@ -116,13 +116,15 @@ struct blockdev {
 	const struct blockdev_ops *ops;
 	void *priv;             /* the driver's */
 	struct blk_pool *pool;
+	bool probed_raw;        /* raw by probing: a qcow2 magic written to sector 0 is refused */
 };
 
-/* The raw driver (raw.c). */
+/* The raw driver (raw.c); qcow2_ops is in qcow2.h. */
 extern const struct blockdev_ops raw_ops;
 
 /*
- * Opens o->file with o->format's driver and starts the workers. On failure
+ * Opens o->file with o->format's driver, or the probed one when format= was
+ * not given, and starts the workers. On failure
  * returns -errno and writes one line into err naming the file and the cause.
  */
 int blockdev_open(const struct drive_opts *o, struct blockdev **out, char *err, size_t errlen);

@@ -11,7 +11,9 @@
  * copied from QEMU either means the same here or fails loudly.
  *
  * Defaults follow QEMU: if=virtio (QEMU's default is ide; minivm has only
- * virtio), cache=writeback, readonly=off, discard=ignore, aio=threads.
+ * virtio), cache=writeback, readonly=off, discard=ignore, aio=threads, and
+ * format= absent means probed by magic (qcow2 or raw; a probed raw image
+ * refuses guest writes that would give it a qcow2 magic, see image.h).
  * discard=ignore is QEMU's default and is kept so that a QEMU command line
  * behaves the same; pass discard=unmap to let the guest punch holes.
  */
@@ -31,7 +33,7 @@ enum drive_if {
 
 enum drive_format {
 	DRIVE_FORMAT_RAW,
-	DRIVE_FORMAT_QCOW2, /* parsed; no driver yet */
+	DRIVE_FORMAT_QCOW2,
 };
 
 /* QEMU's cache modes; drive_cache_flags() says what each one means. */
@@ -59,7 +61,7 @@ struct drive_opts {
 	char file[PATH_MAX];          /* with ",," already turned into "," */
 	enum drive_if iface;
 	enum drive_format format;
-	bool format_given;            /* false: format= absent, raw assumed */
+	bool format_given;            /* false: format= absent, probed by magic */
 	enum drive_cache_mode cache;
 	bool read_only;
 	char serial[DRIVE_SERIAL_MAX + 1]; /* "" when not given */

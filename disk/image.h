@@ -38,7 +38,9 @@ enum image_format {
 #define IMAGE_RDWR        (1u << 0)  /* else read-only */
 #define IMAGE_NO_BACKING  (1u << 1)  /* do not open the backing chain (info, rebase -u) */
 #define IMAGE_NO_LOCK     (1u << 2)  /* skip the QEMU-style OFD locks (qemu-img -U) */
-#define IMAGE_NO_REPAIR   (1u << 3)  /* qcow2: open a dirty image without repairing it (check) */
+#define IMAGE_NO_REPAIR   (1u << 3)  /* qcow2: for check: a dirty image is not repaired at
+                                      * open; one marked corrupt opens read-write, but
+                                      * only check's repair may write (qcow2_writable) */
 #define IMAGE_DIRECT      (1u << 4)  /* O_DIRECT (cache=none, directsync) */
 #define IMAGE_DSYNC       (1u << 5)  /* O_DSYNC (cache=writethrough, directsync) */
 
@@ -52,6 +54,8 @@ struct image {
 	int fd;
 	struct qcow2 *qcow2;      /* format == IMAGE_FORMAT_QCOW2 */
 	int depth;                /* 0 for the top image, 1 for its backing file, ... */
+	bool probed_raw;          /* raw by probing: writes of a format magic to sector 0 refused */
+	unsigned flags;           /* as passed to image_open() */
 };
 
 /* Extent flags from image_block_status(), QEMU's meanings (qemu-img map). */
@@ -82,6 +86,13 @@ int image_probe(const char *path, enum image_format *format, char *err, size_t e
  */
 int image_open(const char *path, int format, unsigned flags, struct image **out, char *err,
 	       size_t errlen);
+
+/*
+ * image_open() for a backing file depth levels below the top image: the
+ * chain beyond IMAGE_MAX_CHAIN is refused. (qcow2_open() calls it.)
+ */
+int image_open_depth(const char *path, int format, unsigned flags, int depth,
+		     struct image **out, char *err, size_t errlen);
 
 /* Flushes (qcow2 metadata too) and closes the chain. NULL is fine. */
 void image_close(struct image *img);

@@ -17,6 +17,7 @@
 #ifndef MINIVM_DISK_QCOW2_H
 #define MINIVM_DISK_QCOW2_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -118,6 +119,12 @@ struct qcow2 {
 	struct image *img;              /* the image this is the driver state of */
 	int fd;
 	bool read_only;
+	/*
+	 * Opened read-write although the header says CORRUPT, for check's
+	 * repair (IMAGE_NO_REPAIR): metadata may be rewritten, but nothing
+	 * that changes the disk's content or shape (qcow2_writable()).
+	 */
+	bool repair_only;
 	bool direct;                    /* fd is O_DIRECT: aligned bounce buffers for all I/O */
 	struct qcow2_header h;
 	uint32_t cluster_bits;
@@ -144,6 +151,25 @@ struct qcow2 {
 	 * their own lock inside.
 	 */
 	pthread_rwlock_t meta;
+
+	/* Private to qcow2.c and qcow2-refcount.c. */
+	uint32_t dio_align;             /* with direct: alignment of every host transfer */
+	uint64_t file_end;              /* bytes of the file known in use (fstat, allocations) */
+	uint32_t l1_dirty_lo, l1_dirty_hi; /* entries of l1 changed in memory only */
+	bool reftable_dirty;            /* reftable changed in memory only */
+	struct qcow2_range *pending;    /* frees waiting until their dereference is durable */
+	size_t nb_pending, pending_cap;
+	uint64_t cbytes_off;            /* qcow2_alloc_bytes: next free byte, 0: none */
+	bool dirty_bit_set;             /* we set DIRTY on disk (a lazy-refcounts image) */
+	bool reported;                  /* a corruption was already reported */
+	uint64_t *meta_idx;             /* sorted host offsets of metadata clusters */
+	size_t nb_meta_idx, meta_idx_cap;
+};
+
+/* A byte range of the host file. */
+struct qcow2_range {
+	uint64_t offset;
+	uint64_t len;
 };
 
 /* ---- the public side: image.c, minivm-img and the blockdev driver ---- */
@@ -178,10 +204,14 @@ int qcow2_pwrite_compressed(struct qcow2 *q, const void *buf, uint64_t offset);
 /* Writes the metadata caches back in a crash-safe order, then fdatasync. */
 int qcow2_flush(struct qcow2 *q);
 /*
- * full=false (a guest's discard/write-zeroes): the range reads as zeros
- * afterwards (zero flag on v3 when there is a backing file). full=true
- * (commit's emptying): clusters become unallocated, reads fall through to
- * the backing file.
+ * full=false (a guest's discard): the whole clusters of the range are
+ * freed; they read as zeros afterwards except where a backing file could
+ * show through on a v2 image, which has no zero flag: there, as in QEMU,
+ * the clusters become unallocated and read from the backing file. On v3
+ * with a backing file they get the zero flag and read as zeros. Partial
+ * clusters at the edges are left as they are. full=true (commit's
+ * emptying): clusters become unallocated, reads fall through to the
+ * backing file.
  */
 int qcow2_discard(struct qcow2 *q, uint64_t offset, uint64_t len, bool full);
 int qcow2_write_zeroes(struct qcow2 *q, uint64_t offset, uint64_t len, bool unmap);
@@ -207,6 +237,12 @@ int qcow2_update_refcount(struct qcow2 *q, uint64_t offset, uint64_t len, int64_
 int qcow2_alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *offset);
 /* Allocates len bytes for a compressed cluster, packed into partly used clusters. */
 int qcow2_alloc_bytes(struct qcow2 *q, uint64_t len, uint64_t *offset);
+/*
+ * Drops one reference to every cluster overlapping [offset, offset+len).
+ * The decrement is deferred to the end of the next qcow2_flush(), after the
+ * change that removed the reference is durable, so a freed cluster is never
+ * reused while the disk may still point to it.
+ */
 void qcow2_free_clusters(struct qcow2 *q, uint64_t offset, uint64_t len);
 
 /* ---- internal: metadata I/O (qcow2.c) ---- */
@@ -218,10 +254,56 @@ int qcow2_meta_pwrite(struct qcow2 *q, const void *buf, size_t len, uint64_t off
  * Writes all dirty cached L2 tables and refcount blocks (refcount blocks
  * first, with an fdatasync between), then empties both caches so that code
  * working on the file directly (snapshots, check) sees and changes the truth.
+ * Deferred frees are applied and written too. Takes no lock: call it with
+ * q->meta held exclusively, or while nothing else uses q (minivm-img).
+ * qcow2_write_l1() and qcow2_write_header() are the same.
  */
 int qcow2_flush_and_drop_caches(struct qcow2 *q);
 /* Writes the in-memory L1 table to h.l1_table_offset. */
 int qcow2_write_l1(struct qcow2 *q);
+/*
+ * 0 if the disk's content and shape may change (guest writes, discard,
+ * resize, snapshots, backing file); -EROFS read-only, -EACCES for an image
+ * marked corrupt that check opened to repair.
+ */
+static inline int qcow2_writable(const struct qcow2 *q)
+{
+	return q->read_only ? -EROFS : q->repair_only ? -EACCES : 0;
+}
+/*
+ * After a repair that left the image consistent: syncs, then clears the
+ * DIRTY and CORRUPT bits on disk (as QEMU's qcow2_mark_clean and
+ * qcow2_mark_consistent do). Nothing to do when neither is set.
+ */
+int qcow2_mark_clean(struct qcow2 *q);
+
+/*
+ * The metadata caches (L2 tables, refcount blocks): byte ranges of one
+ * cached table at host offset table. Writes mark the table dirty; dirty L2
+ * tables reach the disk only after every dirty refcount block did (with an
+ * fdatasync between), which is the crash-safety ordering of qcow2.c.
+ */
+int qcow2_cache_read(struct qcow2 *q, struct qcow2_cache *c, uint64_t table, size_t pos,
+		     void *buf, size_t len);
+int qcow2_cache_write(struct qcow2 *q, struct qcow2_cache *c, uint64_t table, size_t pos,
+		      const void *buf, size_t len);
+/* Puts a whole new table into c (dirty) without reading the disk. */
+int qcow2_cache_install(struct qcow2 *q, struct qcow2_cache *c, uint64_t table, const void *buf);
+/* Writes the dirty refcount blocks, then the refcount table if it changed. */
+int qcow2_refcount_writeback(struct qcow2 *q);
+/* Applies the deferred frees (after the flush made their dereference durable). */
+int qcow2_apply_pending_frees(struct qcow2 *q);
+/* Whether [offset, offset+len) touches the header, the L1 or refcount table or blocks, or an L2 table. */
+bool qcow2_overlaps_metadata(struct qcow2 *q, uint64_t offset, uint64_t len);
+/*
+ * Rebuilds the index behind qcow2_overlaps_metadata() after L1 or refcount
+ * table changes; _add/_del keep it current for one new or dropped cluster.
+ */
+int qcow2_rebuild_meta_index(struct qcow2 *q);
+int qcow2_meta_index_add(struct qcow2 *q, uint64_t offset);
+void qcow2_meta_index_del(struct qcow2 *q, uint64_t offset);
+/* Prints one line about a corrupt image (once per image) and returns -EIO. */
+int qcow2_corrupt(struct qcow2 *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- internal: snapshots (qcow2-snapshot.c) ---- */
 
@@ -230,6 +312,14 @@ void qcow2_snapshots_free(struct qcow2 *q);
 int qcow2_snapshot_create(struct qcow2 *q, const char *name, char *err, size_t errlen);
 int qcow2_snapshot_apply(struct qcow2 *q, const char *name_or_id, char *err, size_t errlen);
 int qcow2_snapshot_delete(struct qcow2 *q, const char *name_or_id, char *err, size_t errlen);
+/* Bytes the snapshot table takes on disk (0 without snapshots). */
+uint64_t qcow2_snapshot_table_size(const struct qcow2 *q);
+/*
+ * Grows the active L1 table to new_size entries in new clusters and
+ * switches the header to it (qcow2-create.c; resize and snapshot apply).
+ * Exclusive meta lock held, caches flushed.
+ */
+int qcow2_grow_l1(struct qcow2 *q, uint32_t new_size);
 
 /* ---- internal: check (qcow2-check.c) ---- */
 
@@ -246,6 +336,17 @@ struct qcow2_check_result {
 	uint64_t compressed_clusters;
 };
 
+/*
+ * Whether a check result says the image is consistent: nothing could not
+ * be read and no corruption is left (after a repair, res.corruptions counts
+ * only what the repair could not fix). Leaks are harmless. The rule for
+ * clearing DIRTY and CORRUPT, as in QEMU.
+ */
+static inline bool qcow2_check_clean(const struct qcow2_check_result *res)
+{
+	return !res->corruptions && !res->check_errors;
+}
+
 #define QCOW2_FIX_LEAKS  (1u << 0)
 #define QCOW2_FIX_ERRORS (1u << 1)
 
@@ -253,8 +354,20 @@ struct qcow2_check_result {
  * Walks every piece of metadata, counts the references to each cluster and
  * compares with the refcounts; with fix flags, repairs. Messages for each
  * problem go to report (one line each, QEMU's wording) when it is not NULL.
+ * After a repair, res holds the *_fixed counts and what could not be fixed;
+ * as qemu-img does, callers check once more without fix to report the
+ * result. A repair whose result is qcow2_check_clean() clears the DIRTY and
+ * CORRUPT header bits. Takes the meta lock itself.
  */
 int qcow2_check(struct qcow2 *q, unsigned fix, struct qcow2_check_result *res,
 		void (*report)(void *opaque, const char *line), void *opaque);
+
+/*
+ * Entry idx of a refcount block in its on-disk form (big-endian; widths
+ * below 8 bits start at the byte's least significant bit). refcount_bits
+ * is 1 .. 64; set truncates v to the width.
+ */
+uint64_t qcow2_rc_entry_get(const void *block, uint64_t idx, uint32_t refcount_bits);
+void qcow2_rc_entry_set(void *block, uint64_t idx, uint32_t refcount_bits, uint64_t v);
 
 #endif

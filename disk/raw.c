@@ -16,20 +16,8 @@
  * virtio-blk, so instead of failing those requests we bounce them through an
  * aligned buffer, RAW_BOUNCE_MAX bytes at a time.
  *
- * Locking follows QEMU's protocol (block/file-posix.c), so that minivm and
- * QEMU also refuse each other: with open file description locks (per open(),
- * not per process, so two opens in one process conflict too), a user that
- * holds permission P takes a shared lock on byte 100 + P, and a user that
- * will not share P with others takes a shared lock on byte 200 + P; both
- * check the other byte for conflicts. P = 1 is "write". minivm takes:
- *   read-write: exclusive locks on bytes 101 and 201: nobody else may write
- *               (101), and anyone who refuses writers (201) conflicts;
- *   read-only:  a shared lock on byte 201 (we refuse writers, share with
- *               readers) and a check that nobody holds byte 101.
- * Checked against qemu-io 7.2: a QEMU writer and minivm refuse each other
- * either way round. QEMU's read-only users (qemu-io -r, qemu-img info) share
- * "write" by QEMU's own rules, so they can look at an image minivm is using,
- * as they can with a running QEMU.
+ * Locking follows QEMU's protocol so that minivm and QEMU refuse each
+ * other; disk/filelock.c has the details.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,14 +29,14 @@
 #include <unistd.h>
 
 #include "disk/blockdev.h"
+#include "disk/filelock.h"
+#include "disk/iov.h"
 #include "vmm/log.h"
 
 #define RAW_BOUNCE_MAX (1U << 20)
 #define RAW_ZERO_CHUNK (64U << 10)
 #define RAW_MAX_DIO_ALIGN 4096U
 
-#define RAW_LOCK_WRITE 101        /* QEMU: RAW_LOCK_PERM_BASE + "write" */
-#define RAW_LOCK_UNSHARE_WRITE 201 /* QEMU: RAW_LOCK_SHARED_BASE + "write" */
 
 struct raw {
 	int fd;
@@ -59,42 +47,6 @@ struct raw {
 
 /* Aligned source for writing zeros when fallocate() cannot. */
 static const uint8_t raw_zeroes[RAW_ZERO_CHUNK] __attribute__((aligned(RAW_MAX_DIO_ALIGN)));
-
-static size_t iov_total(const struct iovec *iov, int iovcnt)
-{
-	size_t n = 0;
-
-	for (int i = 0; i < iovcnt; i++)
-		n += iov[i].iov_len;
-	return n;
-}
-
-/*
- * Copies len bytes between buf and the iovec starting skip bytes in:
- * to_iov selects the direction.
- */
-static void iov_copy(const struct iovec *iov, int iovcnt, size_t skip, void *buf, size_t len,
-		     bool to_iov)
-{
-	uint8_t *b = buf;
-
-	for (int i = 0; i < iovcnt && len; i++) {
-		size_t n;
-
-		if (skip >= iov[i].iov_len) {
-			skip -= iov[i].iov_len;
-			continue;
-		}
-		n = MIN(len, iov[i].iov_len - skip);
-		if (to_iov)
-			memcpy((uint8_t *)iov[i].iov_base + skip, b, n);
-		else
-			memcpy(b, (uint8_t *)iov[i].iov_base + skip, n);
-		b += n;
-		len -= n;
-		skip = 0;
-	}
-}
 
 /*
  * preadv/pwritev until the whole iovec is transferred: the kernel may stop
@@ -282,51 +234,6 @@ static int raw_write_zeroes(struct blockdev *bd, uint64_t offset, uint64_t len, 
 	return 0;
 }
 
-static int raw_ofd_lock(int fd, short type, off_t byte)
-{
-	struct flock fl = {
-		.l_type = type,
-		.l_whence = SEEK_SET,
-		.l_start = byte,
-		.l_len = 1,
-	};
-
-	return fcntl(fd, F_OFD_SETLK, &fl) ? -errno : 0;
-}
-
-/* Whether another open file description holds a lock on byte. */
-static int raw_ofd_locked(int fd, off_t byte)
-{
-	struct flock fl = {
-		.l_type = F_WRLCK,
-		.l_whence = SEEK_SET,
-		.l_start = byte,
-		.l_len = 1,
-	};
-
-	if (fcntl(fd, F_OFD_GETLK, &fl))
-		return -errno;
-	return fl.l_type != F_UNLCK ? -EBUSY : 0;
-}
-
-/* Returns -EBUSY when someone else has the image; see the top of this file. */
-static int raw_lock(int fd, bool read_only)
-{
-	int ret;
-
-	if (read_only) {
-		ret = raw_ofd_lock(fd, F_RDLCK, RAW_LOCK_UNSHARE_WRITE);
-		if (!ret)
-			ret = raw_ofd_locked(fd, RAW_LOCK_WRITE);
-	} else {
-		ret = raw_ofd_lock(fd, F_WRLCK, RAW_LOCK_WRITE);
-		if (!ret)
-			ret = raw_ofd_lock(fd, F_WRLCK, RAW_LOCK_UNSHARE_WRITE);
-	}
-	/* fcntl() says EAGAIN or EACCES for a conflicting lock */
-	return ret == -EAGAIN || ret == -EACCES ? -EBUSY : ret;
-}
-
 /*
  * O_DIRECT alignment from statx(STATX_DIOALIGN) (Linux 6.1); when the kernel
  * or filesystem does not say, assume what works on all common storage.
@@ -392,7 +299,7 @@ static int raw_open(struct blockdev *bd, const struct drive_opts *o, char *err, 
 		goto fail;
 	}
 
-	ret = raw_lock(fd, bd->read_only);
+	ret = filelock_take(fd, bd->read_only);
 	if (ret == -EBUSY) {
 		snprintf(err, errlen, "%s: image is in use by another process (locked)", o->file);
 		goto fail;

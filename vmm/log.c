@@ -12,13 +12,14 @@
 #include "vmm/log.h"
 
 int log_verbose;
+const char *log_prog = "minivm";
 
 static void vlog(const char *level, const char *fmt, va_list ap)
 {
 	char buf[1024];
 	int n = 0;
 
-	n = snprintf(buf, sizeof(buf), "minivm: %s", level);
+	n = snprintf(buf, sizeof(buf), "%s: %s", log_prog, level);
 	vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
 	n = strlen(buf);
 	while (n > 0 && buf[n - 1] == '\n')

@@ -10,6 +10,8 @@
 #include <stdarg.h>
 
 extern int log_verbose;
+/* The prefix of every message: "minivm", or "minivm-img" in that tool. */
+extern const char *log_prog;
 
 void pr_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void pr_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

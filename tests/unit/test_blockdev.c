@@ -845,7 +845,7 @@ START_TEST(refused_images)
 	ck_open_fails(dir, "readonly=on", -EISDIR, "is a directory");
 	rmdir(dir);
 	ck_open_fails("/dev/null", "", -EINVAL, "not a regular file or block device");
-	ck_open_fails(image, "format=qcow2", -ENOTSUP, "format=qcow2 is not supported");
+	ck_open_fails(image, "format=qcow2", -EINVAL, "not a qcow2 image");
 }
 END_TEST
 
