@@ -711,7 +711,7 @@ int img_commit(int argc, char **argv)
 	const char *fmt = NULL;
 	bool drop = false, quiet = false;
 	struct image *top;
-	int c, f, ret;
+	int c, ret;
 
 	while ((c = getopt_long(argc, argv, ":f:dpqh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -735,11 +735,7 @@ int img_commit(int argc, char **argv)
 	}
 	if (quiet)
 		p.on = false;
-	if (optind != argc - 1)
-		return img_usage_error("Expecting one image file name");
-	if (img_parse_format(fmt, &f) < 0)
-		return 1;
-	top = img_open(argv[optind], f, IMAGE_RDWR | IMAGE_NO_BACKING);
+	top = img_open_operand(argc, argv, fmt, IMAGE_RDWR | IMAGE_NO_BACKING);
 	if (!top)
 		return 1;
 	ret = commit(top, argv[optind], drop, &p);

@@ -277,7 +277,7 @@ int img_info(int argc, char **argv)
 	struct json j = { 0 };
 	struct image *top, *img;
 	bool chain = false;
-	int c, f, n = 0;
+	int c, n = 0;
 
 	while ((c = getopt_long(argc, argv, ":f:hU", longopts, NULL)) != -1) {
 		switch (c) {
@@ -300,13 +300,9 @@ int img_info(int argc, char **argv)
 			return img_bad_option(c, argv);
 		}
 	}
-	if (optind != argc - 1)
-		return img_usage_error("Expecting one image file name");
-	if (img_parse_format(fmt, &f) < 0)
-		return 1;
 	if (chain)
 		flags &= ~IMAGE_NO_BACKING;
-	top = img_open(argv[optind], f, flags);
+	top = img_open_operand(argc, argv, fmt, flags);
 	if (!top)
 		return 1;
 	for (img = top; img && n <= IMAGE_MAX_CHAIN; img = chain ? backing_of(img) : NULL, n++) {
@@ -496,7 +492,7 @@ int img_map(int argc, char **argv)
 	struct image *img;
 	uint64_t off = 0;
 	bool have = false, first = true;
-	int c, f, ret = 0;
+	int c, ret = 0;
 
 	while ((c = getopt_long(argc, argv, ":f:hU", longopts, NULL)) != -1) {
 		switch (c) {
@@ -516,11 +512,7 @@ int img_map(int argc, char **argv)
 			return img_bad_option(c, argv);
 		}
 	}
-	if (optind != argc - 1)
-		return img_usage_error("Expecting one image file name");
-	if (img_parse_format(fmt, &f) < 0)
-		return 1;
-	img = img_open(argv[optind], f, flags);
+	img = img_open_operand(argc, argv, fmt, flags);
 	if (!img)
 		return 1;
 	if (out == IMG_OUTPUT_HUMAN)

@@ -56,6 +56,12 @@ void img_size_str(uint64_t v, char *buf, size_t len);
 
 /* image_open() with the error printed; NULL on failure. */
 struct image *img_open(const char *path, int format, unsigned flags);
+/*
+ * The one image file name left after the options (argv[optind]), opened
+ * as -f fmt says; NULL with the error printed (a usage error if there is
+ * not exactly one name).
+ */
+struct image *img_open_operand(int argc, char **argv, const char *fmt, unsigned flags);
 
 /*
  * Whether the qcow2 driver already printed its one line about corruption

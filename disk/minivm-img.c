@@ -25,28 +25,31 @@
 #include "disk/qcow2.h"
 #include "vmm/log.h"
 
+/* One "minivm-img: ..." line on stderr, after what stdout holds; tail ends it. */
+static void verror(const char *tail, const char *fmt, va_list ap)
+{
+	fflush(stdout);
+	fputs("minivm-img: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputs(tail, stderr);
+}
+
 void img_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fflush(stdout);
-	fputs("minivm-img: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	verror("\n", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 int img_usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fflush(stdout);
-	fputs("minivm-img: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	verror(" (see 'minivm-img --help')\n", fmt, ap);
 	va_end(ap);
-	fputs(" (see 'minivm-img --help')\n", stderr);
 	return 1;
 }
 
@@ -158,6 +161,19 @@ struct image *img_open(const char *path, int format, unsigned flags)
 		return NULL;
 	}
 	return img;
+}
+
+struct image *img_open_operand(int argc, char **argv, const char *fmt, unsigned flags)
+{
+	int f;
+
+	if (optind != argc - 1) {
+		img_usage_error("Expecting one image file name");
+		return NULL;
+	}
+	if (img_parse_format(fmt, &f) < 0)
+		return NULL;
+	return img_open(argv[optind], f, flags);
 }
 
 bool img_reported(const struct image *img)

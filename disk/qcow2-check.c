@@ -287,22 +287,6 @@ bad:
 	}
 }
 
-static uint64_t be64_at(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return be64toh(v);
-}
-
-static uint32_t be32_at(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return be32toh(v);
-}
-
 /* One bitmap's table and the data clusters it names. */
 static void walk_bitmap_table(struct check *c, uint64_t off, uint32_t entries)
 {
@@ -345,8 +329,8 @@ static void walk_bitmaps(struct check *c)
 	}
 	if (!x)
 		return;
-	dir_size = be64_at(x->data + 8);
-	dir_off = be64_at(x->data + 16);
+	dir_size = get_be64(x->data + 8);
+	dir_off = get_be64(x->data + 16);
 	if (!dir_size || dir_size > (64u << 20) || !inc(c, dir_off, dir_size))
 		return;
 	d = malloc(dir_size);
@@ -356,10 +340,10 @@ static void walk_bitmaps(struct check *c)
 	}
 	if (!rd(c, d, dir_size, dir_off, "bitmap directory")) {
 		for (uint64_t pos = 0; pos + 24 <= dir_size;) {
-			uint64_t len = 24 + (uint64_t)be32_at(d + pos + 20) +
+			uint64_t len = 24 + (uint64_t)get_be32(d + pos + 20) +
 				       ((uint32_t)d[pos + 18] << 8 | d[pos + 19]);
 
-			walk_bitmap_table(c, be64_at(d + pos), be32_at(d + pos + 8));
+			walk_bitmap_table(c, get_be64(d + pos), get_be32(d + pos + 8));
 			pos += ALIGN_UP(len, 8);
 		}
 	}

@@ -69,38 +69,6 @@ struct layout {
 	uint64_t l2;
 };
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htobe32(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	v = htobe64(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 static int validate(const struct qcow2_create_opts *o, uint64_t *cs, int *version,
 		    uint32_t *rc_bits, char *err, size_t errlen)
 {
@@ -220,7 +188,7 @@ static int write_refcounts(int fd, const struct layout *l, uint32_t rc_bits, uin
 		for (uint64_t i = 0; i < n; i++)
 			qcow2_rc_entry_set(buf, i, rc_bits, 1);
 		left -= n;
-		ret = pwrite_all(fd, buf, l->cs, (l->refblocks + b) << l->cluster_bits);
+		ret = qcow2_pwrite_all(fd, buf, l->cs, (l->refblocks + b) << l->cluster_bits);
 		if (ret)
 			return ret;
 	}
@@ -229,8 +197,8 @@ static int write_refcounts(int fd, const struct layout *l, uint32_t rc_bits, uin
 
 		memset(buf, 0, l->cs);
 		for (uint64_t i = 0; i < per && c * per + i < l->nb_refblocks; i++)
-			put64(buf + i * 8, (l->refblocks + c * per + i) << l->cluster_bits);
-		ret = pwrite_all(fd, buf, l->cs, (l->reftable + c) << l->cluster_bits);
+			put_be64(buf + i * 8, (l->refblocks + c * per + i) << l->cluster_bits);
+		ret = qcow2_pwrite_all(fd, buf, l->cs, (l->reftable + c) << l->cluster_bits);
 		if (ret)
 			return ret;
 	}
@@ -257,7 +225,7 @@ static int fill_data(int fd, const struct layout *l, int prealloc, uint64_t firs
 	while (len) {
 		size_t chunk = (size_t)MIN(len, (uint64_t)ZERO_CHUNK);
 
-		ret = pwrite_all(fd, zeroes, chunk, off);
+		ret = qcow2_pwrite_all(fd, zeroes, chunk, off);
 		if (ret)
 			return ret;
 		off += chunk;
@@ -277,9 +245,9 @@ static int write_tables(int fd, const struct layout *l, int prealloc, uint8_t *b
 
 		memset(buf, 0, l->cs);
 		for (uint64_t i = 0; i < n && c * per + i < l->nb_l2; i++)
-			put64(buf + i * 8, (l2_cluster(l, c * per + i) << l->cluster_bits) |
+			put_be64(buf + i * 8, (l2_cluster(l, c * per + i) << l->cluster_bits) |
 						   QCOW2_OFLAG_COPIED);
-		ret = pwrite_all(fd, buf, n * 8, (l->l1 + c) << l->cluster_bits);
+		ret = qcow2_pwrite_all(fd, buf, n * 8, (l->l1 + c) << l->cluster_bits);
 		if (ret)
 			return ret;
 	}
@@ -289,8 +257,9 @@ static int write_tables(int fd, const struct layout *l, int prealloc, uint8_t *b
 
 		memset(buf, 0, l->cs);
 		for (uint64_t i = 0; i < n; i++)
-			put64(buf + i * 8, ((l2 + 1 + i) << l->cluster_bits) | QCOW2_OFLAG_COPIED);
-		ret = pwrite_all(fd, buf, l->cs, l2 << l->cluster_bits);
+			put_be64(buf + i * 8,
+				 ((l2 + 1 + i) << l->cluster_bits) | QCOW2_OFLAG_COPIED);
+		ret = qcow2_pwrite_all(fd, buf, l->cs, l2 << l->cluster_bits);
 		if (ret)
 			return ret;
 		if (prealloc == QCOW2_PREALLOC_FALLOC || prealloc == QCOW2_PREALLOC_FULL) {
@@ -305,8 +274,8 @@ static int write_tables(int fd, const struct layout *l, int prealloc, uint8_t *b
 
 static size_t put_ext(uint8_t *p, uint32_t type, const void *data, uint32_t len)
 {
-	put32(p, type);
-	put32(p + 4, len);
+	put_be32(p, type);
+	put_be32(p + 4, len);
 	memcpy(p + 8, data, len);
 	return 8 + ALIGN_UP((size_t)len, 8);
 }
@@ -331,18 +300,18 @@ static int build_header(uint8_t *buf, const struct layout *l, int version, uint3
 		return -ENOSPC;
 
 	memset(buf, 0, l->cs);
-	put32(buf + 0, QCOW2_MAGIC);
-	put32(buf + 4, (uint32_t)version);
-	put32(buf + 20, l->cluster_bits);
-	put64(buf + 24, size);
-	put32(buf + 36, (uint32_t)l->l1_entries);
-	put64(buf + 40, l->l1_entries ? l->l1 << l->cluster_bits : 0);
-	put64(buf + 48, l->reftable << l->cluster_bits);
-	put32(buf + 56, (uint32_t)l->reftable_clusters);
+	put_be32(buf + 0, QCOW2_MAGIC);
+	put_be32(buf + 4, (uint32_t)version);
+	put_be32(buf + 20, l->cluster_bits);
+	put_be64(buf + 24, size);
+	put_be32(buf + 36, (uint32_t)l->l1_entries);
+	put_be64(buf + 40, l->l1_entries ? l->l1 << l->cluster_bits : 0);
+	put_be64(buf + 48, l->reftable << l->cluster_bits);
+	put_be32(buf + 56, (uint32_t)l->reftable_clusters);
 	if (version == 3) {
-		put64(buf + 80, o->lazy_refcounts ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0);
-		put32(buf + 96, (uint32_t)__builtin_ctz(rc_bits));
-		put32(buf + 100, (uint32_t)hlen);
+		put_be64(buf + 80, o->lazy_refcounts ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0);
+		put_be32(buf + 96, (uint32_t)__builtin_ctz(rc_bits));
+		put_be32(buf + 100, (uint32_t)hlen);
 		/* buf[104]: compression type 0 (zlib), then padding to 112 */
 	}
 
@@ -351,8 +320,8 @@ static int build_header(uint8_t *buf, const struct layout *l, int version, uint3
 		p += put_ext(buf + p, QCOW2_EXT_BACKING_FORMAT, o->backing_format,
 			     (uint32_t)fmt_len);
 	if (ft) {
-		put32(buf + p, QCOW2_EXT_FEATURE_TABLE);
-		put32(buf + p + 4, (uint32_t)ft_len);
+		put_be32(buf + p, QCOW2_EXT_FEATURE_TABLE);
+		put_be32(buf + p + 4, (uint32_t)ft_len);
 		p += 8;
 		for (size_t i = 0; i < ARRAY_SIZE(feature_names); i++) {
 			buf[p] = feature_names[i].type;
@@ -363,8 +332,8 @@ static int build_header(uint8_t *buf, const struct layout *l, int version, uint3
 	}
 	p += 8; /* end of extensions: type 0, length 0 */
 	if (name_len) {
-		put64(buf + 8, p);
-		put32(buf + 16, (uint32_t)name_len);
+		put_be64(buf + 8, p);
+		put_be32(buf + 16, (uint32_t)name_len);
 		memcpy(buf + p, o->backing_file, name_len);
 	}
 	return 0;
@@ -482,7 +451,7 @@ int qcow2_create(const char *path, const struct qcow2_create_opts *o, char *err,
 		ret = -errno;
 	if (ret)
 		goto out_io;
-	ret = pwrite_all(fd, hdr, l.cs, 0);
+	ret = qcow2_pwrite_all(fd, hdr, l.cs, 0);
 	if (!ret && fsync(fd))
 		ret = -errno;
 out_io:

@@ -127,6 +127,28 @@ int qcow2_get_refcount(struct qcow2 *q, uint64_t ci, uint64_t *refcount)
 	return block ? rc_read(q, block, ci, refcount) : 0;
 }
 
+/* An all-zero refcount block for cluster b, in the cache only. */
+static int new_refblock(struct qcow2 *q, uint64_t b)
+{
+	uint8_t *buf = calloc(1, q->cluster_size);
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	ret = qcow2_cache_install(q, q->rc_cache, b << q->cluster_bits, buf);
+	free(buf);
+	return ret;
+}
+
+/* Points reftable entry bi at the refcount block in cluster b. */
+static int link_refblock(struct qcow2 *q, uint64_t bi, uint64_t b)
+{
+	q->reftable[bi] = b << q->cluster_bits;
+	q->reftable_dirty = true;
+	q->file_end = MAX(q->file_end, (b + 1) << q->cluster_bits);
+	return qcow2_meta_index_add(q, b << q->cluster_bits);
+}
+
 /*
  * Creates the refcount block for range bi, inside that range and outside
  * [c, c+n): the clusters whose refcounts are about to go up, which are in
@@ -140,7 +162,6 @@ static int make_refblock(struct qcow2 *q, uint64_t bi, uint64_t c, uint64_t n)
 {
 	uint64_t first = bi << q->rcb_bits, per = 1ull << q->rcb_bits, b = 0;
 	bool found = false;
-	uint8_t *buf;
 	int ret;
 
 	for (uint64_t i = first; i < first + per; i++) {
@@ -156,21 +177,14 @@ static int make_refblock(struct qcow2 *q, uint64_t bi, uint64_t c, uint64_t n)
 		return qcow2_corrupt(q, "no room for a refcount block in range %" PRIu64, bi);
 	if ((b + 1) << q->cluster_bits > QCOW2_MAX_HOST_OFFSET)
 		return -ENOSPC;
-	buf = calloc(1, q->cluster_size);
-	if (!buf)
-		return -ENOMEM;
-	ret = qcow2_cache_install(q, q->rc_cache, b << q->cluster_bits, buf);
-	free(buf);
+	ret = new_refblock(q, b);
 	if (ret)
 		return ret;
 	/* the block counts itself */
 	ret = rc_write(q, b << q->cluster_bits, b, 1);
 	if (ret)
 		return ret;
-	q->reftable[bi] = b << q->cluster_bits;
-	q->reftable_dirty = true;
-	q->file_end = MAX(q->file_end, (b + 1) << q->cluster_bits);
-	return qcow2_meta_index_add(q, b << q->cluster_bits);
+	return link_refblock(q, bi, b);
 }
 
 static uint64_t div_up(uint64_t a, uint64_t b)
@@ -493,21 +507,12 @@ int qcow2_alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *offset)
 	 */
 	for (uint64_t bi = c >> q->rcb_bits; j < missing; bi++) {
 		uint64_t b = c + j;
-		uint8_t *buf;
 
 		if (q->reftable[bi])
 			continue;
-		buf = calloc(1, q->cluster_size);
-		if (!buf)
-			return -ENOMEM;
-		ret = qcow2_cache_install(q, q->rc_cache, b << q->cluster_bits, buf);
-		free(buf);
-		if (ret)
-			return ret;
-		q->reftable[bi] = b << q->cluster_bits;
-		q->reftable_dirty = true;
-		q->file_end = MAX(q->file_end, (b + 1) << q->cluster_bits);
-		ret = qcow2_meta_index_add(q, b << q->cluster_bits);
+		ret = new_refblock(q, b);
+		if (!ret)
+			ret = link_refblock(q, bi, b);
 		if (!ret)
 			ret = rc_write(q, block_of(q, b), b, 1);
 		if (ret)

@@ -38,48 +38,6 @@
 #define SN_MAX_EXTRA 1024          /* QEMU's limit */
 #define SN_MAX_TABLE (64u << 20)   /* QEMU's limit on the whole table */
 
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return be64toh(v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return be32toh(v);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return be16toh(v);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	v = htobe64(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htobe32(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	v = htobe16(v);
-	memcpy(p, &v, sizeof(v));
-}
-
 static uint64_t entry_size(const struct qcow2_snapshot *sn)
 {
 	return ALIGN_UP(SN_HEADER_LEN + (uint64_t)sn->extra_data_size + strlen(sn->id_str) +
@@ -150,15 +108,15 @@ static int load_entry(struct qcow2 *q, uint64_t file_size, uint64_t *pos,
 	ret = qcow2_meta_pread(q, h, sizeof(h), off);
 	if (ret)
 		return ret;
-	sn->l1_table_offset = get64(h);
-	sn->l1_size = get32(h + 8);
-	id_len = get16(h + 12);
-	name_len = get16(h + 14);
-	sn->date_sec = get32(h + 16);
-	sn->date_nsec = get32(h + 20);
-	sn->vm_clock_nsec = get64(h + 24);
-	sn->vm_state_size = get32(h + 32);
-	extra = get32(h + 36);
+	sn->l1_table_offset = get_be64(h);
+	sn->l1_size = get_be32(h + 8);
+	id_len = get_be16(h + 12);
+	name_len = get_be16(h + 14);
+	sn->date_sec = get_be32(h + 16);
+	sn->date_nsec = get_be32(h + 20);
+	sn->vm_clock_nsec = get_be64(h + 24);
+	sn->vm_state_size = get_be32(h + 32);
+	extra = get_be32(h + 36);
 	if (extra > SN_MAX_EXTRA) {
 		snprintf(err, errlen, "snapshot %u: %u bytes of extra data, more than %u", i,
 			 extra, SN_MAX_EXTRA);
@@ -195,8 +153,8 @@ static int load_entry(struct qcow2 *q, uint64_t file_size, uint64_t *pos,
 		return -EINVAL;
 	}
 	if (extra >= 8)
-		sn->vm_state_size = MAX(sn->vm_state_size, get64(sn->extra_data));
-	sn->disk_size = extra >= 16 ? get64(sn->extra_data + 8) : q->h.size;
+		sn->vm_state_size = MAX(sn->vm_state_size, get_be64(sn->extra_data));
+	sn->disk_size = extra >= 16 ? get_be64(sn->extra_data + 8) : q->h.size;
 
 	if ((sn->l1_table_offset & (q->cluster_size - 1)) ||
 	    (uint64_t)sn->l1_size * 8 > QCOW2_MAX_L1_BYTES ||
@@ -273,15 +231,15 @@ static uint8_t *serialize(const struct qcow2_snapshot *s, unsigned n, uint64_t l
 		const struct qcow2_snapshot *sn = &s[i];
 		size_t id_len = strlen(sn->id_str), name_len = strlen(sn->name);
 
-		put64(p, sn->l1_table_offset);
-		put32(p + 8, sn->l1_size);
-		put16(p + 12, (uint16_t)id_len);
-		put16(p + 14, (uint16_t)name_len);
-		put32(p + 16, sn->date_sec);
-		put32(p + 20, sn->date_nsec);
-		put64(p + 24, sn->vm_clock_nsec);
-		put32(p + 32, sn->vm_state_size > UINT32_MAX ? 0 : (uint32_t)sn->vm_state_size);
-		put32(p + 36, sn->extra_data_size);
+		put_be64(p, sn->l1_table_offset);
+		put_be32(p + 8, sn->l1_size);
+		put_be16(p + 12, (uint16_t)id_len);
+		put_be16(p + 14, (uint16_t)name_len);
+		put_be32(p + 16, sn->date_sec);
+		put_be32(p + 20, sn->date_nsec);
+		put_be64(p + 24, sn->vm_clock_nsec);
+		put_be32(p + 32, sn->vm_state_size > UINT32_MAX ? 0 : (uint32_t)sn->vm_state_size);
+		put_be32(p + 36, sn->extra_data_size);
 		memcpy(p + SN_HEADER_LEN, sn->extra_data, sn->extra_data_size);
 		memcpy(p + SN_HEADER_LEN + sn->extra_data_size, sn->id_str, id_len);
 		memcpy(p + SN_HEADER_LEN + sn->extra_data_size + id_len, sn->name, name_len);
@@ -463,22 +421,43 @@ static int fix_copied(struct qcow2 *q)
 	return ret;
 }
 
-static int find_by_id(const struct qcow2 *q, const char *id)
+/*
+ * The index of the snapshot whose ID or name is key, -1 if none. Apply looks
+ * at IDs first and delete at names first, as QEMU does.
+ */
+static int find_entry(const struct qcow2 *q, const char *key, bool id_first)
 {
-	for (unsigned i = 0; i < q->nb_snapshots; i++) {
-		if (!strcmp(q->snapshots[i].id_str, id))
-			return (int)i;
+	for (int pass = 0; pass < 2; pass++) {
+		bool by_id = id_first == !pass;
+
+		for (unsigned i = 0; i < q->nb_snapshots; i++) {
+			const struct qcow2_snapshot *sn = &q->snapshots[i];
+
+			if (!strcmp(by_id ? sn->id_str : sn->name, key))
+				return (int)i;
+		}
 	}
 	return -1;
 }
 
-static int find_by_name(const struct qcow2 *q, const char *name)
+/* Whether snapshots may change; if not, the reason in err. */
+static int check_writable(const struct qcow2 *q, char *err, size_t errlen)
 {
-	for (unsigned i = 0; i < q->nb_snapshots; i++) {
-		if (!strcmp(q->snapshots[i].name, name))
-			return (int)i;
-	}
-	return -1;
+	int ret = qcow2_writable(q);
+
+	if (ret == -EROFS)
+		snprintf(err, errlen, "the image is read-only");
+	else if (ret == -EACCES)
+		snprintf(err, errlen, "the image is marked corrupt; repair it first");
+	return ret;
+}
+
+/* Makes refcount changes durable, then sets the COPIED flags to match them. */
+static int sync_and_fix_copied(struct qcow2 *q)
+{
+	int ret = sync_meta(q);
+
+	return ret ? ret : fix_copied(q);
 }
 
 /* Reads a snapshot's L1 table, host-endian, into a zeroed array of n >= l1_size entries. */
@@ -561,7 +540,7 @@ static int new_entry(struct qcow2 *q, const char *name, uint64_t l1_off,
 		free_entry(sn);
 		return -ENOMEM;
 	}
-	put64(sn->extra_data + 8, sn->disk_size); /* vm_state_size_large and icount stay 0 */
+	put_be64(sn->extra_data + 8, sn->disk_size); /* vm_state_size_large and icount stay 0 */
 	return 0;
 }
 
@@ -572,14 +551,9 @@ int qcow2_snapshot_create(struct qcow2 *q, const char *name, char *err, size_t e
 	uint64_t *be = NULL;
 	int ret;
 
-	if (q->read_only) {
-		snprintf(err, errlen, "the image is read-only");
-		return -EROFS;
-	}
-	if (q->repair_only) {
-		snprintf(err, errlen, "the image is marked corrupt; repair it first");
-		return -EACCES;
-	}
+	ret = check_writable(q, err, errlen);
+	if (ret)
+		return ret;
 	if (q->nb_snapshots >= QCOW2_MAX_SNAPSHOTS) {
 		snprintf(err, errlen, "Maximum number of snapshots reached");
 		return -EFBIG;
@@ -611,9 +585,7 @@ int qcow2_snapshot_create(struct qcow2 *q, const char *name, char *err, size_t e
 	/* one more reference to everything, counted before anything points at it twice */
 	ret = update_tree(q, q->l1, q->h.l1_size, 1);
 	if (!ret)
-		ret = sync_meta(q);
-	if (!ret)
-		ret = fix_copied(q);
+		ret = sync_and_fix_copied(q);
 	if (!ret)
 		ret = sync_meta(q);
 	if (ret)
@@ -651,20 +623,13 @@ int qcow2_snapshot_apply(struct qcow2 *q, const char *name_or_id, char *err, siz
 	uint32_t n;
 	int i, ret;
 
-	if (q->read_only) {
-		snprintf(err, errlen, "the image is read-only");
-		return -EROFS;
-	}
-	if (q->repair_only) {
-		snprintf(err, errlen, "the image is marked corrupt; repair it first");
-		return -EACCES;
-	}
+	ret = check_writable(q, err, errlen);
+	if (ret)
+		return ret;
 	ret = begin(q);
 	if (ret)
 		goto fail;
-	i = find_by_id(q, name_or_id);
-	if (i < 0)
-		i = find_by_name(q, name_or_id);
+	i = find_entry(q, name_or_id, true);
 	if (i < 0) {
 		pthread_rwlock_unlock(&q->meta);
 		snprintf(err, errlen, "Could not apply snapshot '%s': snapshot not found",
@@ -713,9 +678,7 @@ int qcow2_snapshot_apply(struct qcow2 *q, const char *name_or_id, char *err, siz
 	/* ... and the old active state's clusters lose it once nothing on disk points there */
 	ret = update_tree(q, old_l1, n, -1);
 	if (!ret)
-		ret = sync_meta(q);
-	if (!ret)
-		ret = fix_copied(q);
+		ret = sync_and_fix_copied(q);
 out:
 	free(old_l1);
 	free(new_l1);
@@ -733,20 +696,13 @@ int qcow2_snapshot_delete(struct qcow2 *q, const char *name_or_id, char *err, si
 	uint64_t *l1 = NULL;
 	int i, ret;
 
-	if (q->read_only) {
-		snprintf(err, errlen, "the image is read-only");
-		return -EROFS;
-	}
-	if (q->repair_only) {
-		snprintf(err, errlen, "the image is marked corrupt; repair it first");
-		return -EACCES;
-	}
+	ret = check_writable(q, err, errlen);
+	if (ret)
+		return ret;
 	ret = begin(q);
 	if (ret)
 		goto fail;
-	i = find_by_name(q, name_or_id);
-	if (i < 0)
-		i = find_by_id(q, name_or_id);
+	i = find_entry(q, name_or_id, false);
 	if (i < 0) {
 		pthread_rwlock_unlock(&q->meta);
 		snprintf(err, errlen, "Could not delete snapshot '%s': snapshot not found",
@@ -775,9 +731,7 @@ int qcow2_snapshot_delete(struct qcow2 *q, const char *name_or_id, char *err, si
 		ret = qcow2_update_refcount(q, gone.l1_table_offset,
 					    (uint64_t)gone.l1_size * 8, -1);
 	if (!ret)
-		ret = sync_meta(q);
-	if (!ret)
-		ret = fix_copied(q);
+		ret = sync_and_fix_copied(q);
 	free_entry(&gone);
 out:
 	free(s);

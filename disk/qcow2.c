@@ -114,7 +114,7 @@ static int pread_full(int fd, void *buf, size_t len, uint64_t offset, size_t *go
 	return 0;
 }
 
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t offset)
+int qcow2_pwrite_all(int fd, const void *buf, size_t len, uint64_t offset)
 {
 	size_t done = 0;
 
@@ -162,7 +162,7 @@ static int direct_rw(struct qcow2 *q, bool write, void *buf, size_t len, uint64_
 	}
 	if (write) {
 		memcpy(b + (offset - start), buf, len);
-		ret = pwrite_full(q->fd, b, span, start);
+		ret = qcow2_pwrite_all(q->fd, b, span, start);
 	} else {
 		memcpy(buf, b + (offset - start), len);
 		ret = 0;
@@ -195,7 +195,7 @@ static int host_write(struct qcow2 *q, const void *buf, size_t len, uint64_t off
 {
 	if (q->direct)
 		return direct_rw(q, true, (void *)buf, len, offset, false);
-	return pwrite_full(q->fd, buf, len, offset);
+	return qcow2_pwrite_all(q->fd, buf, len, offset);
 }
 
 int qcow2_meta_pread(struct qcow2 *q, void *buf, size_t len, uint64_t offset)
@@ -591,60 +591,32 @@ bool qcow2_overlaps_metadata(struct qcow2 *q, uint64_t offset, uint64_t len)
 
 /* ---- open: header, extensions, tables ---- */
 
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return be32toh(v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return be64toh(v);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htobe32(v);
-	memcpy(p, &v, 4);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	v = htobe64(v);
-	memcpy(p, &v, 8);
-}
-
 static void parse_header(const uint8_t *b, struct qcow2_header *h)
 {
 	memset(h, 0, sizeof(*h));
-	h->magic = get32(b);
-	h->version = get32(b + 4);
-	h->backing_file_offset = get64(b + 8);
-	h->backing_file_size = get32(b + 16);
-	h->cluster_bits = get32(b + 20);
-	h->size = get64(b + 24);
-	h->crypt_method = get32(b + 32);
-	h->l1_size = get32(b + 36);
-	h->l1_table_offset = get64(b + 40);
-	h->refcount_table_offset = get64(b + 48);
-	h->refcount_table_clusters = get32(b + 56);
-	h->nb_snapshots = get32(b + 60);
-	h->snapshots_offset = get64(b + 64);
+	h->magic = get_be32(b);
+	h->version = get_be32(b + 4);
+	h->backing_file_offset = get_be64(b + 8);
+	h->backing_file_size = get_be32(b + 16);
+	h->cluster_bits = get_be32(b + 20);
+	h->size = get_be64(b + 24);
+	h->crypt_method = get_be32(b + 32);
+	h->l1_size = get_be32(b + 36);
+	h->l1_table_offset = get_be64(b + 40);
+	h->refcount_table_offset = get_be64(b + 48);
+	h->refcount_table_clusters = get_be32(b + 56);
+	h->nb_snapshots = get_be32(b + 60);
+	h->snapshots_offset = get_be64(b + 64);
 	if (h->version < 3) {
 		h->refcount_order = 4;
 		h->header_length = QCOW2_V2_HEADER_LEN;
 		return;
 	}
-	h->incompatible_features = get64(b + 72);
-	h->compatible_features = get64(b + 80);
-	h->autoclear_features = get64(b + 88);
-	h->refcount_order = get32(b + 96);
-	h->header_length = get32(b + 100);
+	h->incompatible_features = get_be64(b + 72);
+	h->compatible_features = get_be64(b + 80);
+	h->autoclear_features = get_be64(b + 88);
+	h->refcount_order = get_be32(b + 96);
+	h->header_length = get_be32(b + 100);
 	if (h->header_length > QCOW2_V3_HEADER_LEN)
 		h->compression_type = b[104];
 }
@@ -696,7 +668,7 @@ static int parse_extensions(struct qcow2 *q, const uint8_t *b, const char *path,
 	if (q->h.backing_file_offset && q->h.backing_file_offset > pos)
 		end = MIN(end, q->h.backing_file_offset);
 	while (pos + 8 <= end) {
-		uint32_t type = get32(b + pos), len = get32(b + pos + 4);
+		uint32_t type = get_be32(b + pos), len = get_be32(b + pos + 4);
 
 		pos += 8;
 		if (type == QCOW2_EXT_END)
@@ -1003,7 +975,7 @@ static int write_incompat(struct qcow2 *q, uint64_t bits)
 	uint8_t b[8];
 	int ret;
 
-	put64(b, bits);
+	put_be64(b, bits);
 	ret = host_write(q, b, 8, 72);
 	if (!ret)
 		ret = q_sync(q);
@@ -1444,6 +1416,14 @@ static int check_range(const struct qcow2 *q, uint64_t len, uint64_t offset)
 	return offset > q->h.size || len > q->h.size - offset ? -EINVAL : 0;
 }
 
+/* check_range() for a change of the disk's content, which must be allowed too. */
+static int check_write_range(const struct qcow2 *q, uint64_t len, uint64_t offset)
+{
+	int ret = qcow2_writable(q);
+
+	return ret ? ret : check_range(q, len, offset);
+}
+
 int qcow2_pread(struct qcow2 *q, void *buf, uint64_t len, uint64_t offset)
 {
 	uint8_t *b = buf;
@@ -1713,10 +1693,7 @@ int qcow2_pwrite(struct qcow2 *q, const void *buf, uint64_t len, uint64_t offset
 	const uint8_t *b = buf;
 	int ret;
 
-	ret = qcow2_writable(q);
-	if (ret)
-		return ret;
-	ret = check_range(q, len, offset);
+	ret = check_write_range(q, len, offset);
 	if (ret)
 		return ret;
 	while (len) {
@@ -1824,10 +1801,7 @@ int qcow2_discard(struct qcow2 *q, uint64_t offset, uint64_t len, bool full)
 	uint64_t first, end;
 	int ret;
 
-	ret = qcow2_writable(q);
-	if (ret)
-		return ret;
-	ret = check_range(q, len, offset);
+	ret = check_write_range(q, len, offset);
 	if (ret)
 		return ret;
 	/* a discard is a hint: the partial clusters at the edges stay as they are */
@@ -1884,10 +1858,7 @@ int qcow2_write_zeroes(struct qcow2 *q, uint64_t offset, uint64_t len, bool unma
 	uint64_t first, end, a, b;
 	int ret;
 
-	ret = qcow2_writable(q);
-	if (ret)
-		return ret;
-	ret = check_range(q, len, offset);
+	ret = check_write_range(q, len, offset);
 	if (ret)
 		return ret;
 	whole_clusters(q, offset, len, &first, &end);
@@ -2102,8 +2073,8 @@ static int put_ext(uint8_t *b, size_t *pos, size_t cap, uint32_t type, const voi
 
 	if (*pos + need > cap)
 		return -ENOSPC;
-	put32(b + *pos, type);
-	put32(b + *pos + 4, len);
+	put_be32(b + *pos, type);
+	put_be32(b + *pos + 4, len);
 	memset(b + *pos + 8, 0, need - 8);
 	if (len)
 		memcpy(b + *pos + 8, data, len);
@@ -2128,23 +2099,23 @@ int qcow2_write_header(struct qcow2 *q)
 		return -ENOMEM;
 	if (h->version >= 3)
 		hl = h->header_length >= 112 ? 112 : QCOW2_V3_HEADER_LEN;
-	put32(b, QCOW2_MAGIC);
-	put32(b + 4, h->version);
-	put32(b + 20, h->cluster_bits);
-	put64(b + 24, h->size);
-	put32(b + 32, h->crypt_method);
-	put32(b + 36, h->l1_size);
-	put64(b + 40, h->l1_table_offset);
-	put64(b + 48, h->refcount_table_offset);
-	put32(b + 56, h->refcount_table_clusters);
-	put32(b + 60, h->nb_snapshots);
-	put64(b + 64, h->snapshots_offset);
+	put_be32(b, QCOW2_MAGIC);
+	put_be32(b + 4, h->version);
+	put_be32(b + 20, h->cluster_bits);
+	put_be64(b + 24, h->size);
+	put_be32(b + 32, h->crypt_method);
+	put_be32(b + 36, h->l1_size);
+	put_be64(b + 40, h->l1_table_offset);
+	put_be64(b + 48, h->refcount_table_offset);
+	put_be32(b + 56, h->refcount_table_clusters);
+	put_be32(b + 60, h->nb_snapshots);
+	put_be64(b + 64, h->snapshots_offset);
 	if (h->version >= 3) {
-		put64(b + 72, h->incompatible_features);
-		put64(b + 80, h->compatible_features);
-		put64(b + 88, h->autoclear_features);
-		put32(b + 96, h->refcount_order);
-		put32(b + 100, hl);
+		put_be64(b + 72, h->incompatible_features);
+		put_be64(b + 80, h->compatible_features);
+		put_be64(b + 88, h->autoclear_features);
+		put_be32(b + 96, h->refcount_order);
+		put_be32(b + 100, hl);
 		if (hl > QCOW2_V3_HEADER_LEN)
 			b[104] = h->compression_type;
 	}
@@ -2165,8 +2136,8 @@ int qcow2_write_header(struct qcow2 *q)
 	}
 	h->backing_file_offset = blen ? pos : 0;
 	h->backing_file_size = blen;
-	put64(b + 8, h->backing_file_offset);
-	put32(b + 16, h->backing_file_size);
+	put_be64(b + 8, h->backing_file_offset);
+	put_be32(b + 16, h->backing_file_size);
 	memcpy(b + pos, q->backing_file ? q->backing_file : "", blen);
 	h->header_length = hl;
 	ret = host_write(q, b, pos + blen, 0);

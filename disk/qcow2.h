@@ -17,15 +17,60 @@
 #ifndef MINIVM_DISK_QCOW2_H
 #define MINIVM_DISK_QCOW2_H
 
+#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "disk/image.h"
 
 #define QCOW2_MAGIC 0x514649fbu /* "QFI\xfb" */
+
+/* Big-endian on-disk fields at any alignment, read and written in place. */
+static inline uint16_t get_be16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return be16toh(v);
+}
+
+static inline uint32_t get_be32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return be32toh(v);
+}
+
+static inline uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return be64toh(v);
+}
+
+static inline void put_be16(uint8_t *p, uint16_t v)
+{
+	v = htobe16(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+static inline void put_be32(uint8_t *p, uint32_t v)
+{
+	v = htobe32(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+static inline void put_be64(uint8_t *p, uint64_t v)
+{
+	v = htobe64(v);
+	memcpy(p, &v, sizeof(v));
+}
 
 #define QCOW2_MIN_CLUSTER_BITS 9
 #define QCOW2_MAX_CLUSTER_BITS 21
@@ -247,6 +292,8 @@ void qcow2_free_clusters(struct qcow2 *q, uint64_t offset, uint64_t len);
 
 /* ---- internal: metadata I/O (qcow2.c) ---- */
 
+/* pwrite() until all of buf is written, retrying EINTR: 0 or -errno (-EIO on no progress). */
+int qcow2_pwrite_all(int fd, const void *buf, size_t len, uint64_t offset);
 /* pread/pwrite of metadata at a host offset, going around O_DIRECT alignment. */
 int qcow2_meta_pread(struct qcow2 *q, void *buf, size_t len, uint64_t offset);
 int qcow2_meta_pwrite(struct qcow2 *q, const void *buf, size_t len, uint64_t offset);
