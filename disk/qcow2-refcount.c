@@ -482,7 +482,7 @@ static int missing_blocks(struct qcow2 *q, uint64_t c, uint64_t n, uint64_t *mis
  */
 int qcow2_alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *offset)
 {
-	uint64_t c, extra = 0, missing, j = 0;
+	uint64_t c = 0, extra = 0, missing = 0, j = 0; /* c: set by find_free(), which gcc -O2 cannot see */
 	int ret;
 
 	if (!n)

@@ -160,13 +160,13 @@ static int load_entry(struct qcow2 *q, uint64_t file_size, uint64_t *pos,
 	    (uint64_t)sn->l1_size * 8 > QCOW2_MAX_L1_BYTES ||
 	    (sn->l1_size && (!sn->l1_table_offset ||
 			     sn->l1_table_offset + (uint64_t)sn->l1_size * 8 > file_size))) {
-		snprintf(err, errlen, "snapshot %s: bad L1 table (offset %#" PRIx64 ", %" PRIu32
+		snprintf(err, errlen, "snapshot %.32s: bad L1 table (offset %#" PRIx64 ", %" PRIu32
 			 " entries)", sn->id_str, sn->l1_table_offset, sn->l1_size);
 		return -EINVAL;
 	}
 	if (sn->disk_size > QCOW2_MAX_SIZE ||
 	    l1_entries(q, sn->disk_size) * 8 > QCOW2_MAX_L1_BYTES) {
-		snprintf(err, errlen, "snapshot %s: disk size %" PRIu64 " too large", sn->id_str,
+		snprintf(err, errlen, "snapshot %.32s: disk size %" PRIu64 " too large", sn->id_str,
 			 sn->disk_size);
 		return -EINVAL;
 	}

@@ -217,7 +217,7 @@ static int q_sync(struct qcow2 *q)
 
 /* ---- metadata caches ---- */
 
-static struct qcow2_cache *cache_new(struct qcow2 *q, unsigned n, bool is_l2)
+static struct qcow2_cache *cache_new(unsigned n, bool is_l2)
 {
 	struct qcow2_cache *c = calloc(1, sizeof(*c));
 
@@ -228,15 +228,11 @@ static struct qcow2_cache *cache_new(struct qcow2 *q, unsigned n, bool is_l2)
 		free(c);
 		return NULL;
 	}
-	for (unsigned i = 0; i < n; i++) {
-		if (posix_memalign((void **)&c->e[i].buf, QCOW2_MAX_DIO_ALIGN, q->cluster_size)) {
-			while (i--)
-				free(c->e[i].buf);
-			free(c->e);
-			free(c);
-			return NULL;
-		}
-	}
+	/*
+	 * Table buffers come on first use (cache_get): an image that is opened
+	 * and closed again (info, a backing chain refused as too deep) costs
+	 * no cluster-sized buffers, which reach 2 MiB each.
+	 */
 	c->n = n;
 	c->is_l2 = is_l2;
 	pthread_mutex_init(&c->lock, NULL);
@@ -347,6 +343,11 @@ static int cache_get(struct qcow2 *q, struct qcow2_cache *c, uint64_t table, boo
 		if (ret)
 			return ret;
 		victim->table = 0;
+	}
+	if (!victim->buf &&
+	    posix_memalign((void **)&victim->buf, QCOW2_MAX_DIO_ALIGN, q->cluster_size)) {
+		victim->buf = NULL;
+		return -ENOMEM;
 	}
 	if (load) {
 		ret = qcow2_meta_pread(q, victim->buf, q->cluster_size, table);
@@ -1066,8 +1067,8 @@ static int qcow2_open_tables(struct qcow2 *q, const char *path, char *err, size_
 			 ret == -ENOMEM ? ": out of memory" : "");
 		return ret;
 	}
-	q->l2_cache = cache_new(q, cache_entries(q, QCOW2_L2_CACHE_BYTES), true);
-	q->rc_cache = cache_new(q, cache_entries(q, QCOW2_RC_CACHE_BYTES), false);
+	q->l2_cache = cache_new(cache_entries(q, QCOW2_L2_CACHE_BYTES), true);
+	q->rc_cache = cache_new(cache_entries(q, QCOW2_RC_CACHE_BYTES), false);
 	if (!q->l2_cache || !q->rc_cache)
 		return -ENOMEM;
 	ret = qcow2_snapshots_load(q, err, errlen);
