@@ -49,9 +49,9 @@ wait_for() {
 	done
 }
 
-# qemu_check IMAGE OK_CODES WHEN: qemu-img check's exit status is one of
+# qemu_check_exit IMAGE OK_CODES WHEN: qemu-img check's exit status is one of
 # OK_CODES (e.g. "0 3"). Prints its summary line.
-qemu_check() {
+qemu_check_exit() {
 	local rc=0 log
 	log=$(qemu-img check "$1" 2>&1) || rc=$?
 	case " $2 " in
@@ -96,13 +96,13 @@ crash_run() {
 		echo "  warning: the guest had written every slot before the kill: raise the disk size"
 	echo "$name: killed $MINIVM_TEST_VMM ${delay} s after the guest started writing"
 
-	qemu_check "$disk" "0 3" "$name, after the kill"
+	qemu_check_exit "$disk" "0 3" "$name, after the kill"
 	n=$(chunks_present "$out" "$disk" "$name, after the kill")
 	echo "ok: $name: no corruption; all $n chunks the guest flushed are in the image"
 
 	"$IMG" check -r all "$disk" >"$dir/repair.log" 2>&1 || rc=$?
 	[ "$rc" -eq 0 ] || { cat "$dir/repair.log" >&2; fail "$name: $IMG check -r all: exit $rc"; }
-	qemu_check "$disk" 0 "$name, after check -r all"
+	qemu_check_exit "$disk" 0 "$name, after check -r all"
 	n=$(chunks_present "$out" "$disk" "$name, after check -r all")
 	echo "ok: $name: check -r all left a clean image, with all $n chunks"
 }

@@ -20,38 +20,6 @@ need_kvm 2048 "$@"
 
 IMG=${MINIVM_IMG:-$MINIVM_BUILD/minivm-img}
 
-# pat_gen SEED INDEX LEN: the bytes guests/scenarios/pattern.sh writes.
-pat_gen() {
-	awk -v s="$1" -v r="$2" -v n="$3" 'BEGIN {
-		for (i = 0; t < n; i++) {
-			l = sprintf("%s-%d-%08d\n", s, r, i)
-			if (t + length(l) > n)
-				l = substr(l, 1, n - t)
-			printf "%s", l
-			t += length(l)
-		}
-	}'
-}
-
-# pat_apply RAW SEED REGIONS: the same writes into a raw file on the host.
-pat_apply() {
-	local raw=$1 seed=$2 r rest off len i=0
-	for r in ${3//,/ }; do
-		off=${r%%+*} rest=${r#*+}
-		len=${rest%%+*}
-		pat_gen "$seed" "$i" "$len" |
-			dd of="$raw" bs=64k oflag=seek_bytes seek="$off" conv=notrunc status=none
-		i=$((i + 1))
-	done
-}
-
-# qemu_check IMAGE: qemu-img check finds nothing wrong (exit 0).
-qemu_check() {
-	local rc=0 log
-	log=$(qemu-img check "$1" 2>&1) || rc=$?
-	[ "$rc" -eq 0 ] || { printf '%s\n' "$log" >&2; fail "qemu-img check $(basename "$1") $2: exit $rc"; }
-}
-
 # same_as RAW WHEN: the image reads exactly as RAW.
 same_as() {
 	local rc=0
