@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * -drive option parsing, following QEMU's QemuOpts rules: items separated by
- * ',', ",," is an escaped comma inside a value, a repeated key keeps its last
- * value, and a boolean key alone ("readonly") means on. Every key and value
- * is checked here, so the block layer only ever sees a valid drive_opts.
+ * -drive option parsing, following QEMU's QemuOpts rules: items split as
+ * vmm/opts.h splits them (',' between items, ",," an escaped comma inside a
+ * value), a repeated key keeps its last value, and a boolean key alone
+ * ("readonly") means on. Every key and value is checked here, so the block
+ * layer only ever sees a valid drive_opts.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +13,9 @@
 
 #include "disk/drive.h"
 #include "vmm/log.h"
+#include "vmm/opts.h"
+
+#define DRIVE_KEY_MAX 31 /* longer than any key below */
 
 struct name_val {
 	const char *name;
@@ -159,14 +162,9 @@ static int set_serial(struct drive_opts *o, const char *key, const char *val)
 	return 0;
 }
 
-/* QEMU's id_wellformed(): a letter, then letters, digits, '-', '.', '_'. */
 static int set_id(struct drive_opts *o, const char *key, const char *val)
 {
-	bool ok = isalpha((unsigned char)val[0]);
-
-	for (const char *p = val; ok && *p; p++)
-		ok = isalnum((unsigned char)*p) || *p == '-' || *p == '.' || *p == '_';
-	if (!ok)
+	if (!opts_id_wellformed(val))
 		return fail(o, "%s: '%s' is not an identifier (a letter, then letters, digits, '-', '.', '_')",
 			    key, val);
 	if (strlen(val) > DRIVE_ID_MAX)
@@ -232,57 +230,40 @@ void drive_opts_init(struct drive_opts *o)
 	o->aio = DRIVE_AIO_THREADS;
 }
 
+static const struct drive_key *find_key(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(drive_keys); i++) {
+		if (!strcmp(drive_keys[i].name, name))
+			return &drive_keys[i];
+	}
+	return NULL;
+}
+
 int drive_parse(const char *arg, struct drive_opts *o)
 {
 	char val[PATH_MAX + 1]; /* one more than any value we can store */
+	char key[DRIVE_KEY_MAX + 1];
 	const char *p = arg;
+	bool has_val;
+	int ret;
 
 	drive_opts_init(o);
-	while (*p) {
+	while ((ret = opts_next(&p, key, sizeof(key), val, sizeof(val), &has_val))) {
+		/* an item without '=' is a flag ("readonly"): its name is in val */
+		const char *name = has_val ? key : val;
 		const struct drive_key *k = NULL;
-		size_t klen = strcspn(p, "=,");
-		const char *key = p;
-		bool has_val = false;
-		char name[32];
-		size_t n = 0;
-		int ret;
 
-		p += klen;
-		if (*p == '=') {
-			has_val = true;
-			for (p++; *p; p++) {
-				if (*p == ',') {
-					if (p[1] != ',')
-						break;
-					p++; /* ",," is one literal comma */
-				}
-				if (n + 1 < sizeof(val))
-					val[n] = *p;
-				n++;
-			}
-		}
-		if (*p == ',')
-			p++;
-
-		snprintf(name, sizeof(name), "%.*s", (int)klen, key);
-		if (!klen)
+		if (!*name)
 			return fail(o, has_val ? "empty key before '='" : "empty item (stray ',')");
-		for (size_t i = 0; i < ARRAY_SIZE(drive_keys); i++) {
-			if (strlen(drive_keys[i].name) == klen &&
-			    !strncmp(drive_keys[i].name, key, klen))
-				k = &drive_keys[i];
-		}
+		if (ret != -ENAMETOOLONG)
+			k = find_key(name);
 		if (!k)
-			return fail(o, "unknown key '%s'", name);
-		if (n >= sizeof(val))
-			return fail(o, "%s: value too long", name);
-		val[n] = '\0';
-		if (!has_val) {
-			if (!k->is_bool)
-				return fail(o, "%s: needs a value (%s=...)", name, name);
-			strcpy(val, "on");
-		}
-		ret = k->set(o, name, val);
+			return fail(o, "unknown key '%.*s'", DRIVE_KEY_MAX, name);
+		if (ret == -E2BIG)
+			return fail(o, "%s: value too long", k->name);
+		if (!has_val && !k->is_bool)
+			return fail(o, "%s: needs a value (%s=...)", k->name, k->name);
+		ret = k->set(o, k->name, has_val ? val : "on");
 		if (ret)
 			return ret;
 	}

@@ -34,6 +34,7 @@ readonly MODULES=(
 	virtio_ring virtio virtio_pci virtio_pci_modern_dev? virtio_pci_legacy_dev?
 	virtio_blk virtio_net net_failover failover
 	virtio_mmio? virtio_console? virtio_rng?
+	button? evdev?
 )
 
 die() { echo "build-kit: error: $*" >&2; exit 1; }
@@ -112,6 +113,10 @@ build() {
 	echo "root:x:0:0:root:/root:/bin/sh" >"$stage/root/etc/passwd"
 	echo "root:x:0:" >"$stage/root/etc/group"
 	echo 'PS1="minivm-guest:\w# "' >"$stage/root/etc/profile"
+	# busybox acpid runs this on a power button press (see init.sh).
+	mkdir -p "$stage/root/etc/acpi/PWRF"
+	printf '#!/bin/sh\nexec /init --power-button\n' >"$stage/root/etc/acpi/PWRF/00000080"
+	chmod 755 "$stage/root/etc/acpi/PWRF/00000080"
 
 	# Kernel modules with their dependencies, then depmod over the staging tree
 	# so busybox modprobe resolves the load order itself.

@@ -14,9 +14,42 @@
 #   scenario64=B64    runs the base64-decoded shell script
 #   after a scenario: prints "minivm-guest: scenario exit N", then powers off
 #   otherwise: an interactive shell on the console; powers off when it exits.
+# The ACPI power button powers off as above (acpid, then /init --power-button).
 # Powering off syncs and, on a disk root, unmounts the other disks and
 # remounts / read-only first, so the images are clean when the VMM exits.
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin HOME=/root TERM="${TERM:-linux}"
+
+# What "/" is: "DEVICE FSTYPE" from /proc/mounts (the last mount on / wins).
+root_mount() { awk '$2 == "/" { m = $1 " " $3 } END { print m }' /proc/mounts; }
+on_disk_root() {
+	case "$(root_mount)" in
+	*" rootfs" | *" ramfs" | *" tmpfs") return 1 ;;
+	esac
+	return 0
+}
+
+power_off() {
+	sync
+	if on_disk_root; then
+		# Other disks first (innermost first), then / read-only: ext4 then
+		# writes back its journal, so the host sees a clean image.
+		awk '$1 ~ /^\/dev\// && $2 != "/" { print $2 }' /proc/mounts | sort -r |
+			while read -r mp; do
+				umount "$mp" 2>/dev/null || echo "minivm-guest: warning: cannot unmount $mp"
+			done
+		mount -o remount,ro / || echo "minivm-guest: warning: cannot remount / read-only"
+	fi
+	poweroff -f
+}
+
+# The ACPI power button (minivm's system_powerdown, or SIGTERM to minivm):
+# acpid runs /etc/acpi/PWRF/00000080, which runs "/init --power-button".
+if [ "${1:-}" = --power-button ]; then
+	echo "minivm-guest: power button pressed, powering off" >/dev/console
+	power_off
+	exit 0
+fi
+
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
@@ -50,15 +83,6 @@ for arg in $cmdline; do
 	esac
 done
 
-# What "/" is: "DEVICE FSTYPE" from /proc/mounts (the last mount on / wins).
-root_mount() { awk '$2 == "/" { m = $1 " " $3 } END { print m }' /proc/mounts; }
-on_disk_root() {
-	case "$(root_mount)" in
-	*" rootfs" | *" ramfs" | *" tmpfs") return 1 ;;
-	esac
-	return 0
-}
-
 # In the initramfs with root=DEV: mount it on /newroot and hand over to its
 # /init.  Returns only when that failed.
 switch_to_root() {
@@ -87,20 +111,6 @@ switch_to_root() {
 	exec switch_root /newroot /init
 }
 
-power_off() {
-	sync
-	if on_disk_root; then
-		# Other disks first (innermost first), then / read-only: ext4 then
-		# writes back its journal, so the host sees a clean image.
-		awk '$1 ~ /^\/dev\// && $2 != "/" { print $2 }' /proc/mounts | sort -r |
-			while read -r mp; do
-				umount "$mp" 2>/dev/null || echo "minivm-guest: warning: cannot unmount $mp"
-			done
-		mount -o remount,ro / || echo "minivm-guest: warning: cannot remount / read-only"
-	fi
-	poweroff -f
-}
-
 if [ -n "$root" ] && ! on_disk_root; then
 	switch_to_root
 	if [ -n "$scenario$scenario64" ]; then
@@ -112,6 +122,13 @@ fi
 if on_disk_root; then
 	echo "minivm-guest: root on $(root_mount | cut -d' ' -f1)"
 fi
+
+# The power button reaches userspace as a key press on an input device
+# (button.ko, evdev.ko); busybox acpid watches /dev/input/event* for it.
+modprobe -q button 2>/dev/null
+modprobe -q evdev 2>/dev/null
+acpid -c /etc/acpi -l /tmp/acpid.log -p /tmp/acpid.pid 2>/dev/null ||
+	echo "minivm-guest: warning: no acpid: the power button does nothing"
 
 echo "minivm-guest: init reached"
 

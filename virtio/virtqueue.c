@@ -272,7 +272,7 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c)
 	return 1;
 }
 
-int virtq_push(struct virtq *q, uint16_t head, uint32_t written)
+int virtq_push_n(struct virtq *q, const struct virtq_used_elem *elems, unsigned int n)
 {
 	struct virtq_used_elem *e;
 	int r;
@@ -281,21 +281,32 @@ int virtq_push(struct virtq *q, uint16_t head, uint32_t written)
 	if (r)
 		return r;
 	/* A device bug rather than the guest's doing: don't break the queue. */
-	if (head >= q->size)
+	if (n > q->size)
 		return -EINVAL;
+	for (unsigned int i = 0; i < n; i++)
+		if (elems[i].id >= q->size)
+			return -EINVAL;
 
-	e = &q->used->ring[q->used_idx & (q->size - 1)];
-	store32(&e->id, head);
-	store32(&e->len, written);
-	q->used_idx++;
+	for (unsigned int i = 0; i < n; i++) {
+		e = &q->used->ring[(uint16_t)(q->used_idx + i) & (q->size - 1)];
+		store32(&e->id, elems[i].id);
+		store32(&e->len, elems[i].len);
+	}
+	q->used_idx += n;
 	/*
-	 * Release: the element must be visible before the index that hands
-	 * it over, or the driver could read a stale id/len.
+	 * Release: the elements must be visible before the index that hands
+	 * them over, or the driver could read a stale id/len.
 	 */
 	__atomic_store_n(&q->used->idx, htole16(q->used_idx), __ATOMIC_RELEASE);
-	if (q->unsignalled < 65536)
-		q->unsignalled++;
+	q->unsignalled = MIN(q->unsignalled + n, 65536U);
 	return 0;
+}
+
+int virtq_push(struct virtq *q, uint16_t head, uint32_t written)
+{
+	struct virtq_used_elem e = { .id = head, .len = written };
+
+	return virtq_push_n(q, &e, 1);
 }
 
 /*

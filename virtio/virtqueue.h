@@ -155,6 +155,14 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c);
 int virtq_push(struct virtq *q, uint16_t head, uint32_t written);
 
 /*
+ * Returns n chains at once and publishes used->idx once, after all of them:
+ * a driver never sees part of the batch. virtio-net needs this for one
+ * frame spread over several rx buffers (MRG_RXBUF), which the driver
+ * reads as a whole once it sees the first. 0, or -errno (nothing pushed).
+ */
+int virtq_push_n(struct virtq *q, const struct virtq_used_elem *elems, unsigned int n);
+
+/*
  * After one or more pushes: does the driver want an interrupt? Honours
  * VIRTQ_AVAIL_F_NO_INTERRUPT, or used_event with VIRTIO_F_EVENT_IDX
  * (section 2.7.10). False if nothing was pushed since the last call.

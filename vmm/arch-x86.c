@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "boot/bare.h"
 #include "boot/boot.h"
 #include "boot/layout.h"
 #include "devices/acpi_pm.h"
@@ -361,6 +362,50 @@ static int bsp_enter_long_mode(struct vcpu *vcpu, const struct boot_state *bs)
 	return 0;
 }
 
+/*
+ * A bare-metal guest starts as a PC starts after its BIOS: 16-bit real mode,
+ * at the CS:IP the loader chose, every other segment 0, interrupts off.
+ * KVM's vCPU reset state is real mode already (CS f000, IP fff0); only CS
+ * and IP change.
+ */
+static int bsp_enter_real_mode(struct vcpu *vcpu, const struct bare_state *bs)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = { .rip = bs->ip, .rflags = 0x2 };
+
+	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
+		return -errno;
+	sregs.cs.selector = bs->cs;
+	sregs.cs.base = (uint64_t)bs->cs << 4;
+	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
+		return -errno;
+	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+		return -errno;
+	return 0;
+}
+
+static int pc_load_bare(struct vm *vm)
+{
+	struct bare_state bs;
+	int ret;
+
+	ret = bare_boot_load(&vm->mem, vm->cfg->kernel, vm->cfg->kernel_format,
+			     vm->nr_vcpus, &bs);
+	if (ret)
+		return ret;
+	ret = bsp_enter_real_mode(&vm->vcpus[0], &bs);
+	if (ret)
+		pr_err("cannot set the boot vCPU's registers: %s", strerror(-ret));
+	return ret;
+}
+
+int arch_kernel_probe(const char *path, enum kernel_format *fmt)
+{
+	if (*fmt != KERNEL_AUTO)
+		return 0;
+	return bare_probe_file(path, fmt);
+}
+
 int arch_load_kernel(struct vm *vm)
 {
 	struct pc *pc = vm->arch;
@@ -372,6 +417,8 @@ int arch_load_kernel(struct vm *vm)
 	};
 	int ret;
 
+	if (vm->cfg->kernel_format == KERNEL_ELF || vm->cfg->kernel_format == KERNEL_FLAT)
+		return pc_load_bare(vm);
 	ret = linux_boot_load(&vm->mem, &bc, &pc->boot);
 	if (ret)
 		return ret;
@@ -422,6 +469,40 @@ void arch_vm_destroy(struct vm *vm)
 	free(pc->cpuid);
 	free(pc);
 	vm->arch = NULL;
+}
+
+int arch_vcpu_regs(struct vcpu *vcpu, struct arch_reg *regs, unsigned max)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &r) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &s) < 0)
+		return -errno;
+	const struct arch_reg all[] = {
+		{ "rip", r.rip }, { "rflags", r.rflags },
+		{ "rax", r.rax }, { "rbx", r.rbx }, { "rcx", r.rcx }, { "rdx", r.rdx },
+		{ "rsi", r.rsi }, { "rdi", r.rdi }, { "rbp", r.rbp }, { "rsp", r.rsp },
+		{ "r8", r.r8 }, { "r9", r.r9 }, { "r10", r.r10 }, { "r11", r.r11 },
+		{ "r12", r.r12 }, { "r13", r.r13 }, { "r14", r.r14 }, { "r15", r.r15 },
+		{ "cs", s.cs.selector }, { "ds", s.ds.selector }, { "es", s.es.selector },
+		{ "fs", s.fs.selector }, { "gs", s.gs.selector }, { "ss", s.ss.selector },
+		{ "fs_base", s.fs.base }, { "gs_base", s.gs.base },
+		{ "gdt_base", s.gdt.base }, { "idt_base", s.idt.base },
+		{ "cr0", s.cr0 }, { "cr2", s.cr2 }, { "cr3", s.cr3 }, { "cr4", s.cr4 },
+		{ "cr8", s.cr8 }, { "efer", s.efer }, { "apic_base", s.apic_base },
+	};
+	unsigned n = MIN(max, ARRAY_SIZE(all));
+
+	memcpy(regs, all, n * sizeof(all[0]));
+	return n;
+}
+
+void arch_power_button(struct vm *vm)
+{
+	struct pc *pc = vm->arch;
+
+	if (pc && pc->devices_up)
+		acpi_pm_power_button(&pc->pm);
 }
 
 void arch_dump_vcpu(struct vcpu *vcpu)

@@ -119,35 +119,39 @@ const struct bus_region *bus_find(struct bus *bus, uint64_t addr)
  * with the offset of its first byte: devices see sizes they may not expect
  * and must bound their own register decoding.
  */
-bool bus_read(struct bus *bus, uint64_t addr, void *data, unsigned size)
+const char *bus_access(struct bus *bus, uint64_t addr, void *data, unsigned size,
+		       bool is_write)
 {
 	struct bus_region *r;
+	const char *name = NULL;
 
 	pthread_rwlock_rdlock(&bus->lock);
 	r = bus_lookup(bus, addr);
-	if (r && r->ops->read) {
+	if (r && (is_write ? r->ops->write != NULL : r->ops->read != NULL)) {
 		__atomic_fetch_add(&r->accesses, 1, __ATOMIC_RELAXED);
-		r->ops->read(r->opaque, addr - r->base, data, size);
+		if (is_write)
+			r->ops->write(r->opaque, addr - r->base, data, size);
+		else
+			r->ops->read(r->opaque, addr - r->base, data, size);
 	} else {
-		memset(data, 0xff, size);
+		if (!is_write)
+			memset(data, 0xff, size);
 		__atomic_fetch_add(&bus->unhandled, 1, __ATOMIC_RELAXED);
 	}
+	/* Names belong to their devices, which outlive this access. */
+	if (r)
+		name = r->name ? r->name : "(unnamed)";
 	pthread_rwlock_unlock(&bus->lock);
-	return r != NULL;
+	return name;
+}
+
+bool bus_read(struct bus *bus, uint64_t addr, void *data, unsigned size)
+{
+	return bus_access(bus, addr, data, size, false) != NULL;
 }
 
 bool bus_write(struct bus *bus, uint64_t addr, const void *data, unsigned size)
 {
-	struct bus_region *r;
-
-	pthread_rwlock_rdlock(&bus->lock);
-	r = bus_lookup(bus, addr);
-	if (r && r->ops->write) {
-		__atomic_fetch_add(&r->accesses, 1, __ATOMIC_RELAXED);
-		r->ops->write(r->opaque, addr - r->base, data, size);
-	} else {
-		__atomic_fetch_add(&bus->unhandled, 1, __ATOMIC_RELAXED);
-	}
-	pthread_rwlock_unlock(&bus->lock);
-	return r != NULL;
+	/* A write only reads data; the cast serves the shared signature. */
+	return bus_access(bus, addr, (void *)data, size, true) != NULL;
 }

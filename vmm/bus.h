@@ -48,6 +48,12 @@ int bus_unregister(struct bus *bus, uint64_t base);
  */
 bool bus_read(struct bus *bus, uint64_t addr, void *data, unsigned size);
 bool bus_write(struct bus *bus, uint64_t addr, const void *data, unsigned size);
+/*
+ * The same by direction, for the vCPU loop: returns the name of the region
+ * that decodes addr (for statistics and tracing), or NULL if none does.
+ */
+const char *bus_access(struct bus *bus, uint64_t addr, void *data, unsigned size,
+		       bool is_write);
 const struct bus_region *bus_find(struct bus *bus, uint64_t addr);
 
 /* Little-endian helpers for devices that decode data of any size. */

@@ -21,7 +21,8 @@ void cli_usage(void)
 	       "\n"
 	       "Boot a Linux guest on KVM. Flags are spelled as in QEMU.\n"
 	       "\n"
-	       "  -kernel bzImage      the Linux kernel to boot\n"
+	       "  -kernel file         what to boot: a Linux bzImage, or a bare-metal ELF or flat binary\n"
+	       "  -kernel-format fmt   linux, elf or flat: say what -kernel is instead of probing it\n"
 	       "  -initrd file         an initial ramdisk\n"
 	       "  -append cmdline      the kernel command line\n"
 	       "  -m size              guest RAM: MiB, or with a K/M/G/T suffix (default 128M)\n"
@@ -31,14 +32,32 @@ void cli_usage(void)
 	       "  -drive opts          a virtio disk: file=PATH[,format=raw][,cache=writeback|none|\n"
 	       "                       writethrough|directsync|unsafe][,readonly=on][,serial=S]\n"
 	       "                       [,discard=unmap|ignore]; vda, vdb, ... in this order\n"
+	       "  -netdev tap,id=ID[,ifname=IF][,script=PATH|no][,downscript=PATH|no]\n"
+	       "  -netdev bridge,id=ID[,br=BRIDGE]   a network backend: a TAP (bridge: added to BRIDGE)\n"
+	       "  -device virtio-net-pci,netdev=ID[,mac=52:54:00:..][,host_mtu=N]   a NIC on it\n"
+	       "  -nic tap|bridge[,...]  both at once; -net nic[,macaddr=..] -net tap[,...]; -net none\n"
 	       "  -no-reboot           exit instead of rebooting when the guest reboots\n"
-	       "  -name name           a name for the VM\n"
+	       "  -name name           a name for the VM (and its control socket)\n"
+	       "  -monitor dev         the monitor: stdio (Ctrl-a c switches), unix:PATH,server,nowait\n"
+	       "                       or none; minivm ctl NAME CMD talks to any VM by name\n"
+	       "  -S                   start with the vCPUs stopped (the monitor's cont starts them)\n"
+	       "  -daemonize           detach once the VM is set up (needs -serial file:PATH or none)\n"
+	       "  -pidfile file        write minivm's pid there (removed at exit)\n"
+	       "  -shutdown-timeout s  on SIGTERM the guest gets a power button press and s seconds\n"
+	       "                       to power off (default 10; 0: stop at once)\n"
+	       "  --stats              print exit statistics on stderr when minivm exits\n"
+	       "  --no-stats           do not count exits (on by default; to measure the cost)\n"
+	       "  --trace what[,opt]   one line per exit on stderr; what: exits, io, irq;\n"
+	       "                       opt: file=PATH, from=S, to=S (seconds since start),\n"
+	       "                       dev=NAME, addr=A[-B] (see vmm/trace.h for the format)\n"
 	       "  -enable-kvm, -accel kvm, -display none   accepted for QEMU compatibility\n"
 	       "  -v                   verbose diagnostics\n"
 	       "  -h, --help           this text\n"
 	       "  --version            the version\n"
 	       "\n"
-	       "On the serial console: Ctrl-a x quits, Ctrl-a h lists the other keys.\n");
+	       "On the serial console: Ctrl-a x quits, Ctrl-a h lists the other keys.\n"
+	       "\n"
+	       "  minivm ctl NAME COMMAND...   runs a monitor command in the VM named NAME\n");
 }
 
 int cli_parse_size(const char *s, uint64_t *bytes)
@@ -210,7 +229,60 @@ static int parse_name(const char *arg, struct vm_config *cfg)
 	if (!*arg)
 		return -EINVAL;
 	cfg->name = arg;
+	cfg->name_set = true;
 	return 0;
+}
+
+static bool monitor_opt_ok(const char *opt, size_t n)
+{
+	static const char *const ok[] = { "server", "nowait", "server=on", "wait=off" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
+		if (strlen(ok[i]) == n && !strncmp(opt, ok[i], n))
+			return true;
+	return false;
+}
+
+/*
+ * QEMU's chardev spellings that mean something here. minivm only listens
+ * on a socket, never connects out, so "server,nowait" is all it takes.
+ */
+static int parse_monitor(const char *arg, struct vm_config *cfg)
+{
+	size_t len;
+
+	cfg->monitor_stdio = false;
+	cfg->monitor_path = NULL;
+	if (!strcmp(arg, "none"))
+		return 0;
+	if (!strcmp(arg, "stdio"))
+		return (cfg->monitor_stdio = true, 0);
+	if (strncmp(arg, "unix:", 5))
+		return -EINVAL;
+	arg += 5;
+	len = strcspn(arg, ",");
+	if (!len || len >= sizeof(cfg->monitor_path_buf))
+		return -EINVAL;
+	for (const char *o = arg + len; *o; o += 1 + strcspn(o + 1, ","))
+		if (!monitor_opt_ok(o + 1, strcspn(o + 1, ",")))
+			return -EINVAL;
+	memcpy(cfg->monitor_path_buf, arg, len);
+	cfg->monitor_path_buf[len] = '\0';
+	cfg->monitor_path = cfg->monitor_path_buf;
+	return 0;
+}
+
+static int parse_pidfile(const char *arg, struct vm_config *cfg)
+{
+	if (!*arg)
+		return -EINVAL;
+	cfg->pidfile = arg;
+	return 0;
+}
+
+static int parse_shutdown_timeout(const char *arg, struct vm_config *cfg)
+{
+	return parse_uint(arg, &cfg->shutdown_timeout);
 }
 
 static int parse_accel(const char *arg, struct vm_config *cfg)
@@ -255,6 +327,50 @@ static int parse_drive(const char *arg, struct vm_config *cfg)
 	return 0;
 }
 
+static int parse_trace(const char *arg, struct vm_config *cfg)
+{
+	char err[160];
+
+	if (trace_parse(arg, &cfg->trace, err, sizeof(err))) {
+		pr_err("--trace %s: %s", arg, err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The network flags share one shape: net/netopts.c parses, we print. */
+static int parse_net_flag(const char *flag, const char *arg, struct vm_config *cfg,
+			  int (*fn)(struct net_config *, const char *, char *, size_t))
+{
+	char err[NET_ERR_MAX + PATH_MAX];
+
+	if (fn(&cfg->net, arg, err, sizeof(err))) {
+		pr_err("-%s %s: %s", flag, arg, err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_netdev(const char *arg, struct vm_config *cfg)
+{
+	return parse_net_flag("netdev", arg, cfg, net_parse_netdev);
+}
+
+static int parse_device(const char *arg, struct vm_config *cfg)
+{
+	return parse_net_flag("device", arg, cfg, net_parse_device);
+}
+
+static int parse_nic(const char *arg, struct vm_config *cfg)
+{
+	return parse_net_flag("nic", arg, cfg, net_parse_nic);
+}
+
+static int parse_net(const char *arg, struct vm_config *cfg)
+{
+	return parse_net_flag("net", arg, cfg, net_parse_net);
+}
+
 static int set_string(const char **dst, const char *arg)
 {
 	if (!*arg)
@@ -264,6 +380,27 @@ static int set_string(const char **dst, const char *arg)
 }
 
 static int set_kernel(const char *a, struct vm_config *c) { return set_string(&c->kernel, a); }
+
+static const char *const kernel_formats[] = {
+	[KERNEL_AUTO] = "auto", [KERNEL_LINUX] = "linux",
+	[KERNEL_ELF] = "elf", [KERNEL_FLAT] = "flat",
+};
+
+const char *kernel_format_name(enum kernel_format fmt)
+{
+	return (unsigned)fmt < ARRAY_SIZE(kernel_formats) ? kernel_formats[fmt] : "?";
+}
+
+static int parse_kernel_format(const char *arg, struct vm_config *cfg)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(kernel_formats); i++) {
+		if (!strcmp(arg, kernel_formats[i])) {
+			cfg->kernel_format = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
 static int set_initrd(const char *a, struct vm_config *c) { return set_string(&c->initrd, a); }
 static int set_append(const char *a, struct vm_config *c) { c->append = a; return 0; }
 
@@ -275,6 +412,7 @@ struct cli_flag {
 
 static const struct cli_flag cli_flags[] = {
 	{ "kernel", set_kernel, "a file name" },
+	{ "kernel-format", parse_kernel_format, "linux, elf, flat or auto" },
 	{ "initrd", set_initrd, "a file name" },
 	{ "append", set_append, "a command line" },
 	{ "m", parse_mem, "a size such as 256, 256M or 2G" },
@@ -282,6 +420,18 @@ static const struct cli_flag cli_flags[] = {
 	{ "serial", parse_serial, "stdio, file:PATH or none" },
 	{ "drive", parse_drive, NULL }, /* prints its own errors */
 	{ "name", parse_name, "a name" },
+	{ "monitor", parse_monitor, "stdio, unix:PATH,server,nowait or none" },
+	{ "pidfile", parse_pidfile, "a file name" },
+	{ "shutdown-timeout", parse_shutdown_timeout, "a number of seconds" },
+	{ "daemonize", NULL, NULL },
+	{ "S", NULL, NULL },
+	{ "trace", parse_trace, NULL }, /* prints its own errors */
+	{ "netdev", parse_netdev, NULL }, /* the network flags too */
+	{ "device", parse_device, NULL },
+	{ "nic", parse_nic, NULL },
+	{ "net", parse_net, NULL },
+	{ "stats", NULL, NULL },
+	{ "no-stats", NULL, NULL },
 	{ "accel", parse_accel, "kvm" },
 	{ "display", parse_display, "none" },
 	{ "nographic", NULL, NULL },
@@ -309,6 +459,14 @@ static int apply_switch(const char *name, struct vm_config *cfg)
 		cfg->no_reboot = true;
 	else if (!strcmp(name, "v"))
 		cfg->verbose++;
+	else if (!strcmp(name, "daemonize"))
+		cfg->daemonize = true;
+	else if (!strcmp(name, "S"))
+		cfg->start_paused = true;
+	else if (!strcmp(name, "stats"))
+		cfg->stats_summary = true;
+	else if (!strcmp(name, "no-stats"))
+		cfg->no_stats = true;
 	else if (!strcmp(name, "help") || !strcmp(name, "h"))
 		return (cli_usage(), CLI_EXIT);
 	else if (!strcmp(name, "version"))
@@ -323,6 +481,20 @@ static void config_defaults(struct vm_config *cfg)
 	cfg->ncpus = 1;
 	cfg->serial = SERIAL_STDIO;
 	cfg->name = "minivm";
+	cfg->shutdown_timeout = CLI_DEFAULT_SHUTDOWN_TIMEOUT;
+	net_config_init(&cfg->net);
+}
+
+/* Pairs NICs with their backends and gives them their MACs. */
+static int check_net(struct vm_config *cfg)
+{
+	char err[NET_ERR_MAX + PATH_MAX];
+
+	if (net_config_check(&cfg->net, err, sizeof(err))) {
+		pr_err("%s", err);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static int check_config(const struct vm_config *cfg)
@@ -341,6 +513,22 @@ static int check_config(const struct vm_config *cfg)
 	}
 	if (!cfg->kernel) {
 		pr_err("no kernel given: use -kernel bzImage");
+		return -EINVAL;
+	}
+	if (cfg->daemonize && (cfg->serial == SERIAL_STDIO || cfg->monitor_stdio)) {
+		pr_err("-daemonize: %s cannot be on stdio once minivm detaches (use %s)",
+		       cfg->monitor_stdio ? "the monitor" : "the serial console",
+		       cfg->monitor_stdio ? "-monitor unix:PATH,server,nowait" :
+					    "-serial file:PATH or -serial none");
+		return -EINVAL;
+	}
+	if (strchr(cfg->name, '/') || cfg->name[0] == '.') {
+		pr_err("-name %s: a name for the control socket cannot contain '/' or start with '.'",
+		       cfg->name);
+		return -EINVAL;
+	}
+	if (cfg->stats_summary && cfg->no_stats) {
+		pr_err("--stats: cannot print statistics that --no-stats turns off");
 		return -EINVAL;
 	}
 	if (cfg->initrd && !cfg->kernel) {
@@ -385,7 +573,9 @@ int cli_parse(int argc, char **argv, struct vm_config *cfg)
 			return -EINVAL;
 		}
 	}
-	return check_config(cfg);
+	if (check_config(cfg))
+		return -EINVAL;
+	return check_net(cfg);
 }
 
 int cli_check_host(const struct vm_config *cfg, uint64_t host_ram)

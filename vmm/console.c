@@ -118,8 +118,29 @@ static void console_help(struct console *c)
 		"\r\nC-a h    print this help\r\n"
 		"C-a x    exit minivm\r\n"
 		"C-a C-a  send C-a to the guest\r\n";
+	static const char mon[] = "C-a c    switch between console and monitor\r\n";
 
 	console_write(c, (const uint8_t *)help, sizeof(help) - 1);
+	if (c->mon_input)
+		console_write(c, (const uint8_t *)mon, sizeof(mon) - 1);
+}
+
+void console_set_monitor(struct console *c,
+			 void (*input)(void *ctx, const uint8_t *buf, size_t len),
+			 void (*focus)(void *ctx, bool on), void *ctx)
+{
+	c->mon_input = input;
+	c->mon_focus = focus;
+	c->mon_ctx = ctx;
+}
+
+/* A byte that is no escape: for the guest, or for the monitor after C-a c. */
+static void console_route(struct console *c, uint8_t ch, uint8_t *out, size_t *n)
+{
+	if (c->to_monitor)
+		c->mon_input(c->mon_ctx, &ch, 1);
+	else
+		out[(*n)++] = ch;
 }
 
 size_t console_filter(struct console *c, const uint8_t *in, size_t len, uint8_t *out)
@@ -133,7 +154,7 @@ size_t console_filter(struct console *c, const uint8_t *in, size_t len, uint8_t 
 			if (ch == CONSOLE_ESCAPE)
 				c->escape = true;
 			else
-				out[n++] = ch;
+				console_route(c, ch, out, &n);
 			continue;
 		}
 		c->escape = false;
@@ -148,8 +169,15 @@ size_t console_filter(struct console *c, const uint8_t *in, size_t len, uint8_t 
 		case '?':
 			console_help(c);
 			break;
+		case 'c':
+		case 'C':
+			if (c->mon_input) {
+				c->to_monitor = !c->to_monitor;
+				c->mon_focus(c->mon_ctx, c->to_monitor);
+			}
+			break;
 		case CONSOLE_ESCAPE:
-			out[n++] = ch;
+			console_route(c, ch, out, &n);
 			break;
 		default:
 			break; /* unknown escapes are swallowed, as in QEMU */

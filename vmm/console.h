@@ -30,6 +30,11 @@ struct console {
 	/* The guest side: a UART's receive function, or NULL between boots. */
 	size_t (*input)(void *ctx, const uint8_t *buf, size_t len);
 	void *input_ctx;
+	/* -monitor stdio on the same terminal: Ctrl-a c switches to it and back. */
+	void (*mon_input)(void *ctx, const uint8_t *buf, size_t len);
+	void (*mon_focus)(void *ctx, bool on);
+	void *mon_ctx;
+	bool to_monitor; /* keys go to the monitor, not the guest */
 };
 
 /* in_fd may be -1. Puts a terminal in raw mode; console_fini restores it. */
@@ -39,6 +44,10 @@ void console_fini(struct console *c);
 void console_attach(struct console *c,
 		    size_t (*input)(void *ctx, const uint8_t *buf, size_t len), void *ctx);
 void console_detach(struct console *c);
+/* Shares the terminal with the monitor (before console_start). */
+void console_set_monitor(struct console *c,
+			 void (*input)(void *ctx, const uint8_t *buf, size_t len),
+			 void (*focus)(void *ctx, bool on), void *ctx);
 /* For the UART: output to the user, and "there is room for more input". */
 void console_write(void *c, const uint8_t *buf, size_t len);
 void console_kick(void *c);

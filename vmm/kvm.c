@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "vmm/log.h"
+#include "vmm/trace.h"
 #include "vmm/vm.h"
 
 struct kvm_cap_need {
@@ -155,6 +156,7 @@ void kvm_irq_line(void *opaque, unsigned gsi, int level)
 	struct vm *vm = opaque;
 	struct kvm_irq_level irq = { .irq = gsi, .level = level };
 
+	trace_irq(vm->trace, gsi, level);
 	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
 		pr_debug("KVM_IRQ_LINE %u: %s", gsi, strerror(errno));
 }
@@ -304,6 +306,7 @@ int vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data)
 		.address_lo = addr, .address_hi = addr >> 32, .data = data,
 	};
 
+	trace_msi(vm->trace, addr, data);
 	if (ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0)
 		return -errno;
 	return 0;

@@ -15,12 +15,16 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #include "vmm/arch.h"
 #include "vmm/log.h"
+#include "vmm/stats.h"
+#include "vmm/trace.h"
 #include "vmm/vm.h"
 
 #define SIG_VCPU_KICK SIGUSR1
+#define VCPU_REKICK_MS 100
 
 static void vcpu_kick_handler(int sig)
 {
@@ -35,17 +39,25 @@ void vcpu_signals_init(void)
 	sigaction(SIG_VCPU_KICK, &sa, NULL);
 }
 
+/* Counts and traces one port or MMIO access, after the device has run. */
+static void vcpu_observe_io(struct vcpu *vcpu, bool mmio, uint64_t addr, unsigned size,
+			    bool write, const void *data, const char *dev)
+{
+	stats_io(vcpu->stats, mmio ? STATS_MMIO : STATS_PIO, dev, addr, write);
+	trace_io(vcpu->vm->trace, vcpu->id, mmio, addr, size, write, data, dev);
+}
+
 static void vcpu_io(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	bool out = run->io.direction == KVM_EXIT_IO_OUT;
+	const char *dev;
 
 	/* String instructions (rep outsb) arrive as one exit with count > 1. */
 	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
-		if (run->io.direction == KVM_EXIT_IO_OUT)
-			bus_write(&vcpu->vm->pio, run->io.port, data, run->io.size);
-		else
-			bus_read(&vcpu->vm->pio, run->io.port, data, run->io.size);
+		dev = bus_access(&vcpu->vm->pio, run->io.port, data, run->io.size, out);
+		vcpu_observe_io(vcpu, false, run->io.port, run->io.size, out, data, dev);
 	}
 }
 
@@ -53,11 +65,12 @@ static void vcpu_mmio(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 	unsigned len = run->mmio.len > 8 ? 8 : run->mmio.len;
+	const char *dev;
 
-	if (run->mmio.is_write)
-		bus_write(&vcpu->vm->mmio, run->mmio.phys_addr, run->mmio.data, len);
-	else
-		bus_read(&vcpu->vm->mmio, run->mmio.phys_addr, run->mmio.data, len);
+	dev = bus_access(&vcpu->vm->mmio, run->mmio.phys_addr, run->mmio.data, len,
+			 run->mmio.is_write);
+	vcpu_observe_io(vcpu, true, run->mmio.phys_addr, len, run->mmio.is_write,
+			run->mmio.data, dev);
 }
 
 static void vcpu_fail(struct vcpu *vcpu, const char *why)
@@ -80,6 +93,27 @@ static void vcpu_system_event(struct vcpu *vcpu)
 		vcpu_fail(vcpu, "the guest crashed (KVM_SYSTEM_EVENT_CRASH)");
 		break;
 	}
+}
+
+/*
+ * Statistics and tracing see every return from KVM_RUN; a kick (EINTR) is
+ * KVM_EXIT_INTR by another name. Port and MMIO exits are traced access by
+ * access in vcpu_observe_io().
+ */
+static void vcpu_observe_exit(struct vcpu *vcpu, int ret)
+{
+	unsigned reason = vcpu->run->exit_reason;
+	int err = errno;
+
+	if (ret < 0) {
+		if (err != EINTR)
+			return;
+		reason = KVM_EXIT_INTR;
+	}
+	stats_run_exit(vcpu->stats, reason);
+	if (reason != KVM_EXIT_IO && reason != KVM_EXIT_MMIO)
+		trace_exit(vcpu->vm->trace, vcpu->id, reason, ret < 0 ? NULL : vcpu->run);
+	errno = err; /* the caller looks at it next */
 }
 
 /* Returns false when the vCPU must stop. */
@@ -130,13 +164,22 @@ static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
 	sigset_t set;
+	int ret;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIG_VCPU_KICK);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
+	vcpu_pause_enter(vcpu);
 	while (!__atomic_load_n(&vcpu->vm->stopping, __ATOMIC_ACQUIRE)) {
-		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+		/* The last exit's time ends here, before any pause. */
+		stats_run_enter(vcpu->stats);
+		vcpu_pause_point(vcpu); /* the monitor's stop parks us here */
+		__atomic_store_n(&vcpu->in_run, true, __ATOMIC_RELAXED);
+		ret = ioctl(vcpu->fd, KVM_RUN, 0);
+		__atomic_store_n(&vcpu->in_run, false, __ATOMIC_RELAXED);
+		vcpu_observe_exit(vcpu, ret);
+		if (ret < 0) {
 			/* EINTR: kicked. EAGAIN: a secondary vCPU leaving INIT. */
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -146,6 +189,7 @@ static void *vcpu_thread(void *arg)
 		if (!vcpu_handle_exit(vcpu))
 			break;
 	}
+	vcpu_pause_leave(vcpu);
 	return NULL;
 }
 
@@ -173,10 +217,37 @@ void vcpu_kick(struct vcpu *vcpu)
 	pthread_kill(vcpu->thread, SIG_VCPU_KICK);
 }
 
+/*
+ * Waits for a kicked vCPU thread to end, kicking it again every 100 ms. One
+ * kick should do; but in the rig (TCG emulating nested SVM) a vCPU has been
+ * seen to sleep through one after the guest powered off, and a signal costs
+ * nothing. A vCPU that still has not stopped after 10 s is named, with
+ * where it is, so that the hang can be told from a slow machine.
+ */
 void vcpu_join(struct vcpu *vcpu)
 {
+	struct timespec until;
+	unsigned waited_ms = 0;
+
 	if (!vcpu->started)
 		return;
-	pthread_join(vcpu->thread, NULL);
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += VCPU_REKICK_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(vcpu->thread, NULL, &until) == 0)
+			break;
+		waited_ms += VCPU_REKICK_MS;
+		if (waited_ms % 10000 == 0)
+			pr_warn("vCPU %u has not stopped %u s after it was told to (%s, %llu exits so far, the last with reason %u)",
+				vcpu->id, waited_ms / 1000,
+				__atomic_load_n(&vcpu->in_run, __ATOMIC_RELAXED) ?
+					"inside KVM_RUN" : "in minivm",
+				(unsigned long long)vcpu->exits, vcpu->run->exit_reason);
+		vcpu_kick(vcpu);
+	}
 	vcpu->started = false;
 }

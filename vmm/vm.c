@@ -7,6 +7,8 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -14,7 +16,9 @@
 #include <unistd.h>
 
 #include "disk/blockdev.h"
+#include "net/tap.h"
 #include "virtio/blk.h"
+#include "virtio/net.h"
 #include "virtio/pci.h"
 #include "vmm/arch.h"
 #include "vmm/console.h"
@@ -109,15 +113,82 @@ static int vm_add_drive(struct vm *vm, const struct drive_opts *o, unsigned slot
 	return ret;
 }
 
-static int vm_create_devices(struct vm *vm)
+struct vm_nic {
+	struct virtio_net net;
+	struct net_backend *be;
+};
+
+static void vm_nic_release(void *owner)
 {
+	struct vm_nic *nic = owner;
+
+	virtio_net_destroy(&nic->net);
+	nic->be->ops->close(nic->be);
+	free(nic);
+}
+
+/* How the user named a backend: -netdev ID, or the -nic / -net tap that made it. */
+static const char *netdev_label(const struct netdev_opts *d, char *buf, size_t len)
+{
+	if (d->id[0] != '#')
+		snprintf(buf, len, "-netdev %s", d->id);
+	else
+		snprintf(buf, len, "%s", strncmp(d->id, "#nic", 4) ? "-net tap" : "-nic");
+	return buf;
+}
+
+/*
+ * A NIC and its backend, opened afresh for each boot like the disks: a
+ * reboot closes the TAP (downscript) and opens it again (script).
+ */
+static int vm_add_nic(struct vm *vm, const struct nic_opts *o, unsigned slot)
+{
+	const struct netdev_opts *d = &vm->cfg->net.netdevs[o->backend];
+	struct vm_nic *nic = calloc(1, sizeof(*nic));
+	struct vm_virtio *vv = &vm->virtio[vm->nr_virtio];
+	char err[NET_ERR_MAX + PATH_MAX], label[NET_ID_MAX + 16];
 	int ret;
 
-	vm->virtio = calloc(vm->cfg->nr_drives + 1, sizeof(*vm->virtio));
+	if (!nic)
+		return -ENOMEM;
+	netdev_label(d, label, sizeof(label));
+	ret = tap_open(d, &nic->be, err, sizeof(err));
+	if (ret) {
+		pr_err("%s: %s", label, err);
+		free(nic);
+		return ret;
+	}
+	ret = virtio_net_init(&nic->net, nic->be, &vm->evloop, o->mac, o->mtu);
+	if (ret) {
+		pr_err("%s: %s", label, strerror(-ret));
+		nic->be->ops->close(nic->be);
+		free(nic);
+		return ret;
+	}
+	*vv = (struct vm_virtio){ .vdev = &nic->net.vdev, .release = vm_nic_release, .owner = nic };
+	vm->nr_virtio++;
+	ret = virtio_pci_init(vv->vdev, vm, arch_pci_host(vm), slot);
+	if (ret)
+		pr_err("%s: cannot add the NIC: %s", label, strerror(-ret));
+	return ret;
+}
+
+static int vm_create_devices(struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+	int ret;
+
+	vm->virtio = calloc(cfg->nr_drives + cfg->net.nr_nics + 1, sizeof(*vm->virtio));
 	if (!vm->virtio)
 		return -ENOMEM;
-	for (unsigned i = 0; i < vm->cfg->nr_drives; i++) {
-		ret = vm_add_drive(vm, &vm->cfg->drives[i], 1 + i);
+	for (unsigned i = 0; i < cfg->nr_drives; i++) {
+		ret = vm_add_drive(vm, &cfg->drives[i], 1 + i);
+		if (ret)
+			return ret;
+	}
+	/* NICs take the PCI slots after the drives, in command-line order */
+	for (unsigned i = 0; i < cfg->net.nr_nics; i++) {
+		ret = vm_add_nic(vm, &cfg->net.nics[i], 1 + cfg->nr_drives + i);
 		if (ret)
 			return ret;
 	}
@@ -134,6 +205,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct console *con)
 	vm->kvm_fd = vm->vm_fd = vm->event_fd = -1;
 	vm->evloop.epfd = vm->evloop.wake_fd = -1;
 	vm->nr_vcpus = cfg->ncpus;
+	vm_pause_init(&vm->pause);
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
 	pthread_mutex_init(&vm->routing.lock, NULL);
@@ -184,8 +256,46 @@ static void vm_stop_vcpus(struct vm *vm)
 		vcpu_join(&vm->vcpus[i]);
 }
 
+/* Milliseconds from now until t (CLOCK_MONOTONIC), for poll(). */
+static int ms_until(const struct timespec *t)
+{
+	struct timespec now;
+	long long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (t->tv_sec - now.tv_sec) * 1000LL + (t->tv_nsec - now.tv_nsec) / 1000000;
+	return ms < 0 ? 0 : (int)ms;
+}
+
+/*
+ * A signal: SIGINT and SIGHUP stop the VM at once. SIGTERM first presses
+ * the guest's ACPI power button, so that it can shut down cleanly, and
+ * stops the VM only if it has not powered off by sd's deadline (or a second
+ * SIGTERM comes). A paused guest cannot react, so it is stopped at once.
+ * Returns true when the VM must stop now.
+ */
+static bool vm_signal(struct vm *vm, int signal_fd, struct vm_shutdown *sd)
+{
+	struct signalfd_siginfo si;
+
+	if (read(signal_fd, &si, sizeof(si)) != sizeof(si))
+		return false;
+	if (si.ssi_signo != SIGTERM || !sd || !sd->timeout_s || sd->requested ||
+	    vm_is_paused(vm)) {
+		pr_info("terminating on signal %u", si.ssi_signo);
+		return true;
+	}
+	pr_info("terminating on signal %u: pressing the power button, stopping the guest in %u s",
+		si.ssi_signo, sd->timeout_s);
+	sd->requested = true;
+	clock_gettime(CLOCK_MONOTONIC, &sd->deadline);
+	sd->deadline.tv_sec += sd->timeout_s;
+	arch_power_button(vm);
+	return false;
+}
+
 /* Waits for a VM event or a signal; returns the event. */
-static enum vm_event vm_wait(struct vm *vm, int signal_fd)
+static enum vm_event vm_wait(struct vm *vm, int signal_fd, struct vm_shutdown *sd)
 {
 	struct pollfd fds[3] = {
 		{ .fd = vm->event_fd, .events = POLLIN },
@@ -194,27 +304,29 @@ static enum vm_event vm_wait(struct vm *vm, int signal_fd)
 	};
 
 	for (;;) {
-		if (poll(fds, 3, -1) < 0) {
+		int n = poll(fds, 3, sd && sd->requested ? ms_until(&sd->deadline) : -1);
+
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			pr_err("poll: %s", strerror(errno));
 			return VM_EVENT_ERROR;
 		}
+		if (n == 0) {
+			pr_info("the guest has not powered off within %u s: stopping it",
+				sd->timeout_s);
+			return VM_EVENT_POWEROFF;
+		}
 		if (fds[0].revents)
 			return __atomic_load_n(&vm->event, __ATOMIC_ACQUIRE);
 		if (fds[1].revents)
 			return VM_EVENT_POWEROFF; /* Ctrl-a x */
-		if (fds[2].revents) {
-			struct signalfd_siginfo si;
-
-			if (read(signal_fd, &si, sizeof(si)) == sizeof(si))
-				pr_info("terminating on signal %u", si.ssi_signo);
+		if (fds[2].revents && vm_signal(vm, signal_fd, sd))
 			return VM_EVENT_POWEROFF;
-		}
 	}
 }
 
-enum vm_event vm_run(struct vm *vm, int signal_fd)
+enum vm_event vm_run(struct vm *vm, int signal_fd, struct vm_shutdown *sd)
 {
 	enum vm_event ev;
 
@@ -224,11 +336,13 @@ enum vm_event vm_run(struct vm *vm, int signal_fd)
 	}
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		if (vcpu_start(&vm->vcpus[i])) {
+			vm_pause_release(vm);
 			vm_stop_vcpus(vm);
 			return VM_EVENT_ERROR;
 		}
 	}
-	ev = vm_wait(vm, signal_fd);
+	ev = vm_wait(vm, signal_fd, sd);
+	vm_pause_release(vm); /* parked vCPUs must see the stop */
 	vm_stop_vcpus(vm);
 	evloop_stop(&vm->evloop);
 	return ev;
@@ -270,5 +384,6 @@ void vm_destroy(struct vm *vm)
 	guest_mem_destroy(&vm->mem);
 	bus_destroy(&vm->pio);
 	bus_destroy(&vm->mmio);
+	vm_pause_destroy(&vm->pause);
 	memset(vm, 0, sizeof(*vm));
 }

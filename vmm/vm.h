@@ -12,14 +12,20 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "vmm/bus.h"
 #include "vmm/cli.h"
 #include "vmm/evloop.h"
 #include "vmm/events.h"
 #include "vmm/memory.h"
+#include "vmm/pause.h"
 
 struct console;
+struct stats;
+struct trace;
+struct vcpu_stats;
 struct virtio_dev;
 struct vm;
 
@@ -37,7 +43,10 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
+	bool in_run; /* inside KVM_RUN: for a diagnosis when it will not stop */
 	uint64_t exits; /* statistics: total exits to userspace */
+	struct vcpu_stats *stats; /* this vCPU's counters (vmm/stats.h); NULL: off */
+	pid_t tid; /* the thread's id, for the monitor's info cpus */
 };
 
 /*
@@ -80,11 +89,26 @@ struct vm {
 	int event;
 	int event_fd;
 	bool stopping;
+	struct vm_pause pause; /* the monitor's stop and cont */
+	/* Owned by main(), outliving reboots; NULL when off (stats.h, trace.h). */
+	struct stats *stats;
+	struct trace *trace;
 };
 
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct console *con);
+/*
+ * A clean shutdown asked for by SIGTERM: the guest gets an ACPI power button
+ * press and timeout_s seconds to power off before the VM is stopped. It
+ * outlives one VM: a guest that reboots instead is not booted again.
+ */
+struct vm_shutdown {
+	unsigned timeout_s; /* 0: stop at once, as on SIGINT */
+	bool requested;
+	struct timespec deadline; /* CLOCK_MONOTONIC */
+};
+
 /* Starts the vCPUs and returns the event that ended this boot. */
-enum vm_event vm_run(struct vm *vm, int signal_fd);
+enum vm_event vm_run(struct vm *vm, int signal_fd, struct vm_shutdown *sd);
 void vm_destroy(struct vm *vm);
 void vm_fire_event(struct vm *vm, enum vm_event ev);
 /* An event_sink that fires into this VM, for devices. */

@@ -2,6 +2,7 @@
 # Runs one libFuzzer harness under ASan+UBSan for SECONDS (default 20):
 #   virtq  the split virtqueue (tests/fuzz/fuzz_virtq.c), the default
 #   qcow2  opening and reading qcow2 images (tests/fuzz/fuzz_qcow2.c)
+#   vnet   the virtio-net device (tests/fuzz/fuzz_vnet.c)
 # Builds with clang on its own, outside the CMake build, so gcc builds are
 # unaffected. The build, the corpus (kept between runs) and any crash
 # artifacts live in $MINIVM_BUILD/fuzz-HARNESS, or build-fuzz/HARNESS in
@@ -43,12 +44,20 @@ qcow2)
 			on && $1 ~ /^disk\/.*\.c$/ { print $1 }' "$SRC/CMakeLists.txt"); do
 		SOURCES+=("$SRC/$f")
 	done
+	SOURCES+=("$SRC/vmm/opts.c") # -drive's option splitter, shared with -netdev
 	LIBS=(-lz -lpthread)
 	# Enough for the seeds (512-byte and 4 KiB clusters) and their growth.
 	MAX_LEN=65536
 	;;
+vnet)
+	SOURCES=("$SRC/virtio/net.c" "$SRC/virtio/virtqueue.c" "$SRC/vmm/memory.c"
+		 "$SRC/vmm/evloop.c" "$SRC/vmm/log.c")
+	LIBS=(-lpthread)
+	# Header, script and 64 KiB of guest RAM.
+	MAX_LEN=$((44 + 65536))
+	;;
 *)
-	echo "fuzz: unknown harness '$HARNESS' (have: virtq qcow2)" >&2
+	echo "fuzz: unknown harness '$HARNESS' (have: virtq qcow2 vnet)" >&2
 	exit 1
 	;;
 esac

@@ -34,8 +34,13 @@ check "no kernel" "no kernel" -m 256
 check "missing kernel" "No such file" -kernel "$dir/nonexistent"
 check "missing initrd" "No such file" -kernel "$kernel" -initrd "$dir/nonexistent"
 check "kernel is a directory" "" -kernel "$dir"
+# Probed, a file that is neither a bzImage, an ELF file nor a boot sector
+# is refused (guests/teach/README.md); so it is when said to be Linux.
 check "kernel is text" "bzImage" -kernel "$dir/notakernel"
 check "kernel is zeros" "bzImage" -kernel "$dir/zeros"
+check "kernel is zeros, said to be Linux" "bzImage" -kernel "$dir/zeros" -kernel-format linux
+check "-kernel-format unknown" "invalid argument" -kernel "$kernel" -kernel-format pe
+check "-initrd with a flat binary" "takes no initrd" -kernel "$dir/zeros" -kernel-format flat -initrd "$KIT/initrd.img"
 check "bad -serial" "invalid argument" -kernel "$kernel" -serial tcp:1
 check "too little memory for the kernel" "RAM" -kernel "$kernel" -m 16
 

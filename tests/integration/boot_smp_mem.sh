@@ -3,7 +3,7 @@
 # -m 128/1024/3584. 3584 MiB crosses the PCI hole below 4 GiB, so the guest
 # only sees it all if the memory above 4 GiB is mapped and in the e820 map.
 . "$(dirname "$0")/lib.sh"
-need_kvm 6144 "$@"
+need_kvm 7168 "$@"
 
 scratch_dir
 check() {
@@ -30,6 +30,11 @@ check() {
 	fi
 	echo "ok: -smp $smp -m $mem -> nproc=$nproc MemTotal=$memkb kB"
 }
+# Not -smp 4 with -m 3584 in one guest: in the rig (TCG emulating nested
+# SVM on 2 host CPUs) that combination made the emulated machine itself
+# triple-fault or reset in 3 of 6 boots, while each alone passed 6 of 6
+# (docs/rig.md). Each feature is still checked at its limit.
 check 1 128
 check 2 1024
-check 4 3584
+check 4 1024
+check 2 3584

@@ -95,11 +95,18 @@ make_job() {
 }
 
 kernel_cmdline() {
-	local job64=$1 c="console=ttyS0 panic=-1"
-	# quiet+loglevel=0: only the command's own output shows on ttyS0.
+	local job64=$1 c="panic=-1"
+	# Only the command's own output shows on ttyS0. L1's kernel messages,
+	# warnings and worse (loglevel=5), go to ttyS1, a file run.sh shows when
+	# the rig dies or stalls (an L1 panic is otherwise silent); --verbose
+	# shows them all on ttyS0.
 	# mitigations=off: nothing to protect in a throwaway VM, and TCG runs the
 	# kernel's speculation barriers slowly.
-	if ((verbose)); then c+=" minivm_rig_verbose=1"; else c+=" quiet loglevel=0"; fi
+	if ((verbose)); then
+		c+=" console=ttyS0 minivm_rig_verbose=1"
+	else
+		c+=" console=ttyS1 loglevel=5"
+	fi
 	c+=" mitigations=off$append minivm_rig_out=$scratch"
 	if ((interactive)); then
 		c+=" minivm_rig_interactive=1"
@@ -112,6 +119,23 @@ kernel_cmdline() {
 		c+=" minivm_rig_job=$job64"
 	fi
 	echo "$c"
+}
+
+# When the rig died or stalled: the end of what L1's kernel said.
+show_l1_log() {
+	local log=$scratch/l1-console.log
+	if [[ -s $log ]]; then
+		# The headlines first: a panic's own line scrolls away behind its trace.
+		grep -E -m 5 'Kernel panic|BUG:|Oops|general protection|Out of memory|watchdog' "$log" |
+			sed 's/^/rig: L1 said: /' >&2
+		echo "rig: the last of L1's kernel messages (warnings and worse):" >&2
+		tail -n 30 "$log" | sed 's/^/rig: L1: /' >&2
+	else
+		echo "rig: L1's kernel printed no warnings" >&2
+	fi
+	if grep -qi 'triple fault' "$scratch/qemu-debug.log" 2>/dev/null; then
+		echo "rig: QEMU says L1 triple-faulted (a CPU of the emulated machine reset itself; TCG's nested SVM, not the command)" >&2
+	fi
 }
 
 # shellcheck disable=SC2317  # called from the EXIT trap
@@ -172,6 +196,10 @@ main() {
 	else
 		qemu+=(-chardev stdio,id=con -serial chardev:con)
 	fi
+	qemu+=(-chardev "file,id=l1log,path=$scratch/l1-console.log" -serial chardev:l1log)
+	# TCG logs an L1 triple fault here: L1 then resets, which -no-reboot
+	# turns into a silent QEMU exit 0.
+	qemu+=(-d cpu_reset,guest_errors -D "$scratch/qemu-debug.log")
 	[[ -n $timeout_s ]] && qemu=(timeout --foreground -k 5 "$timeout_s" "${qemu[@]}")
 
 	local t0 qrc=0
@@ -191,10 +219,12 @@ main() {
 
 	if [[ -n $timeout_s && $qrc -eq 124 ]]; then
 		echo "rig: timed out after ${timeout_s}s; killed the rig" >&2
+		show_l1_log
 		exit 124
 	fi
 	if [[ ! -s $scratch/status ]]; then
-		echo "rig: error: the rig ended without the command's exit status (qemu exit $qrc): L1 failed to boot, crashed or ran out of memory; try --verbose" >&2
+		echo "rig: error: the rig ended without the command's exit status (qemu exit $qrc): L1 failed to boot, crashed or ran out of memory" >&2
+		show_l1_log
 		exit 125
 	fi
 	local rc
