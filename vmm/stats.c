@@ -57,16 +57,44 @@ const char *stats_reason_name(unsigned reason)
 	return reason_names[reason] ? reason_names[reason] : "other";
 }
 
+/*
+ * How many ns one stats_cycles() tick is, times 2^32: both clocks read
+ * across a 2 ms sleep. A counter that does not advance (or runs backwards)
+ * would make nonsense of every time, so then the times read 0.
+ */
+static uint64_t stats_clock_calibrate(void)
+{
+	struct timespec nap = { .tv_nsec = 2000000 };
+	uint64_t t0, c0, t1, c1;
+
+#ifndef STATS_CPU_COUNTER
+	return 1ULL << 32; /* stats_cycles() is clock_gettime() in ns already */
+#endif
+	t0 = stats_now_ns();
+	c0 = stats_cycles();
+	nanosleep(&nap, NULL);
+	t1 = stats_now_ns();
+	c1 = stats_cycles();
+	if (c1 <= c0 || t1 <= t0)
+		return 0;
+	return (uint64_t)(((unsigned __int128)(t1 - t0) << 32) / (c1 - c0));
+}
+
 int stats_init(struct stats *s, unsigned nr_vcpus)
 {
+	uint64_t mult;
+
 	memset(s, 0, sizeof(*s));
 	s->vcpu = calloc(nr_vcpus, sizeof(*s->vcpu));
 	if (!s->vcpu)
 		return -ENOMEM;
 	s->nr_vcpus = nr_vcpus;
 	s->start_ns = stats_now_ns();
-	for (unsigned i = 0; i < nr_vcpus; i++)
+	mult = stats_clock_calibrate();
+	for (unsigned i = 0; i < nr_vcpus; i++) {
 		strcpy(s->vcpu[i].dev[STATS_DEVS].name, "other");
+		s->vcpu[i].ns_mult = mult; /* a copy per vCPU: no shared cache line */
+	}
 	return 0;
 }
 
@@ -90,7 +118,7 @@ void stats_attach(struct stats *s, struct vm *vm)
 
 		for (unsigned d = 0; d < vs->nr_dev; d++)
 			vs->dev[d].key = NULL;
-		vs->exit_ns = 0;
+		vs->exit_cycles = 0;
 		memset(vs->charge, 0, sizeof(vs->charge));
 	}
 }

@@ -83,8 +83,10 @@ struct vcpu_stats {
 	struct stats_addr addr[STATS_ADDR_SLOTS];
 	struct stats_bucket addr_other;
 
-	/* The exit being handled: when it began and which buckets pay for it. */
-	uint64_t exit_ns;
+	/* The exit being handled: when it began (stats_cycles(), 0: none) and
+	 * which buckets pay for it. */
+	uint64_t exit_cycles;
+	uint64_t ns_mult; /* stats_clock: ns = cycles * ns_mult >> 32 */
 	struct stats_bucket *charge[3];
 };
 
@@ -117,6 +119,38 @@ static inline uint64_t stats_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
 }
 
+/*
+ * The hot path's clock: the CPU's own counter, read in a few cycles.
+ * clock_gettime() is as cheap only while the kernel trusts the TSC (the vDSO
+ * reads it); where it does not, such as in the rig's L1 under TCG, each call
+ * is a system call and an HPET read, and two per exit made statistics cost
+ * some 10% of a Linux boot there. stats_init() measures the counter against
+ * CLOCK_MONOTONIC once to turn cycles into ns. Other architectures, until
+ * they get their counter here, use clock_gettime() (ns_mult is then 1 << 32).
+ */
+#if defined(__x86_64__) || defined(__aarch64__)
+#define STATS_CPU_COUNTER 1
+#endif
+
+static inline uint64_t stats_cycles(void)
+{
+#if defined(__x86_64__)
+	return __builtin_ia32_rdtsc();
+#elif defined(__aarch64__)
+	uint64_t v;
+
+	__asm__ volatile("mrs %0, cntvct_el0" : "=r"(v));
+	return v;
+#else
+	return stats_now_ns();
+#endif
+}
+
+static inline uint64_t stats_cycles_to_ns(const struct vcpu_stats *vs, uint64_t cycles)
+{
+	return (uint64_t)(((unsigned __int128)cycles * vs->ns_mult) >> 32);
+}
+
 /* Single writer: a plain add, stored so that a reader never sees it torn. */
 static inline void stats_add(uint64_t *c, uint64_t v)
 {
@@ -135,23 +169,25 @@ static inline void stats_run_enter(struct vcpu_stats *vs)
 {
 	uint64_t d;
 
-	if (!vs || !vs->exit_ns)
+	if (!vs || !vs->exit_cycles)
 		return;
-	d = stats_now_ns() - vs->exit_ns;
+	d = stats_cycles() - vs->exit_cycles;
+	/* A thread moved between CPUs whose counters differ: call it 0. */
+	d = (int64_t)d < 0 ? 0 : stats_cycles_to_ns(vs, d);
 	stats_add(&vs->total.ns, d);
 	for (unsigned i = 0; i < 3; i++) {
 		if (vs->charge[i])
 			stats_add(&vs->charge[i]->ns, d);
 		vs->charge[i] = NULL;
 	}
-	vs->exit_ns = 0;
+	vs->exit_cycles = 0;
 }
 
 static inline void stats_run_exit(struct vcpu_stats *vs, unsigned reason)
 {
 	if (!vs)
 		return;
-	vs->exit_ns = stats_now_ns();
+	vs->exit_cycles = stats_cycles() ?: 1; /* 0 means no exit pending */
 	stats_add(&vs->total.count, 1);
 	if (reason >= STATS_NR_REASONS)
 		reason = STATS_REASON_OTHER;

@@ -118,7 +118,7 @@ START_TEST(time_goes_where_the_exit_went)
 	/* Every exit but the INTR made an access. */
 	ck_assert_uint_eq(devs, vs->total.ns - vs->reason[KVM_EXIT_INTR].ns);
 	ck_assert_uint_eq(addrs, devs);
-	ck_assert_uint_eq(vs->exit_ns, 0);
+	ck_assert_uint_eq(vs->exit_cycles, 0);
 	stats_destroy(&s);
 }
 END_TEST
