@@ -66,8 +66,10 @@ check_tools() {
 # the resolved kernel package, so an apt-get update that changed no kernel
 # costs one apt-cache call, not a rebuild.
 local_inputs() {
-	sha256sum "$SCRIPT_PATH" "$INIT_SCRIPT" "$(dirname "$SCRIPT_PATH")/debian.sh"
-	find "$SCENARIO_DIR" -maxdepth 1 -name '*.sh' -type f -print0 | sort -z | xargs -0r sha256sum
+	hash_files "$SCRIPT_PATH" "$INIT_SCRIPT" "$(dirname "$SCRIPT_PATH")/debian.sh"
+	local scenarios
+	mapfile -t scenarios < <(find "$SCENARIO_DIR" -maxdepth 1 -name '*.sh' -type f | sort)
+	hash_files "${scenarios[@]}"
 	echo "busybox $(dpkg-query -W -f='${Version}' busybox-static)"
 }
 quick_stamp() {

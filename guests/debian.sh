@@ -7,6 +7,16 @@
 
 # Install the Debian package providing a command, only when the command is
 # missing, so that a fresh Debian 12 machine (or CI) can run this script.
+# The stamps' view of files: each one's content hash and base name, not
+# its path, so that two checkouts of the same sources (a developer's tree
+# and CI's clone) share one cache instead of rebuilding it in turn.
+hash_files() {
+	local f
+	for f in "$@"; do
+		printf '%s %s\n' "$(sha256sum <"$f" | cut -d' ' -f1)" "${f##*/}"
+	done
+}
+
 need() {
 	local cmd=$1 pkg=$2
 	command -v "$cmd" >/dev/null 2>&1 && return 0

@@ -10,7 +10,7 @@ check() {
 	local smp=$1 mem=$2 out rc=0
 	out=$dir/smp$smp-m$mem.log
 	boot_guest "$out" -smp "$smp" -m "$mem" -append "console=ttyS0 quiet scenario=info" || rc=$?
-	[ "$rc" -eq 0 ] || { tail -n 40 "$out" >&2; fail "-smp $smp -m $mem: minivm exited $rc"; }
+	[ "$rc" -eq 0 ] || { tail -n 40 "$out" >&2; rig_fault "$out"; fail "-smp $smp -m $mem: minivm exited $rc"; }
 	expect_in "$out" "minivm-guest: init reached"
 	local nproc memkb
 	nproc=$(guest_value "$out" nproc)

@@ -20,6 +20,17 @@ TIMEOUT=${MINIVM_GUEST_TIMEOUT:-600}
 pid=
 
 ctl() { "$MINIVM" ctl "$@"; }
+# A failure shows what the guest and minivm said last (the log of the part
+# that failed) before it says what went wrong.
+fail() {
+	if [ -n "${log:-}" ] && [ -f "$log" ]; then
+		echo "--- the end of $(basename "$log") ---" >&2
+		tail -n 30 "$log" >&2
+		rig_fault "$log"
+	fi
+	echo "FAIL: $*" >&2
+	exit 1
+}
 ticks() { grep -c 'tick [0-9]* uptime=' "$1" || true; }
 # wait_for FILE PATTERN [COUNT]: until PATTERN is in FILE (COUNT times), or minivm is gone.
 wait_for() {
@@ -29,8 +40,7 @@ wait_for() {
 		[ -z "$pid" ] || kill -0 "$pid" 2>/dev/null || break
 		sleep 0.2
 	done
-	tail -n 30 "$file" >&2
-	fail "waiting for '$pattern' (x$count) in $(basename "$file")"
+	log=$file fail "waiting for '$pattern' (x$count) in $(basename "$file")"
 }
 # minivm_of PID: the minivm that `timeout` (PID) runs. (Signal it, not
 # timeout, which would pass the signal on to its whole process group too.)

@@ -57,7 +57,7 @@ check_tools() {
 # (resolved kernel package instead of the lists) avoids a rebuild after an
 # apt-get update that brought no new kernel.
 local_inputs() {
-	sha256sum "$SCRIPT_PATH" "$(dirname "$SCRIPT_PATH")/../../guests/debian.sh"
+	hash_files "$SCRIPT_PATH" "$(dirname "$SCRIPT_PATH")/../../guests/debian.sh"
 	echo "busybox $(dpkg-query -W -f='${Version}' busybox-static)"
 }
 quick_stamp() {
