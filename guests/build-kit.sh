@@ -25,6 +25,7 @@ readonly SCENARIO_DIR="$SCRIPT_DIR/scenarios"
 readonly INIT_SCRIPT="$SCRIPT_DIR/init.sh"
 readonly CACHE="${MINIVM_CACHE:-/var/cache/minivm}"
 readonly KIT="$CACHE/kit"
+readonly UDHCPC_SCRIPT="$SCRIPT_DIR/udhcpc.script"
 readonly META_PKG="linux-image-cloud-amd64"
 
 # Modules the guest loads.  A trailing '?' marks modules that may be missing
@@ -66,11 +67,12 @@ check_tools() {
 # the resolved kernel package, so an apt-get update that changed no kernel
 # costs one apt-cache call, not a rebuild.
 local_inputs() {
-	hash_files "$SCRIPT_PATH" "$INIT_SCRIPT" "$(dirname "$SCRIPT_PATH")/debian.sh"
+	hash_files "$SCRIPT_PATH" "$INIT_SCRIPT" "$(dirname "$SCRIPT_PATH")/debian.sh" "$UDHCPC_SCRIPT"
 	local scenarios
 	mapfile -t scenarios < <(find "$SCENARIO_DIR" -maxdepth 1 -name '*.sh' -type f | sort)
 	hash_files "${scenarios[@]}"
 	echo "busybox $(dpkg-query -W -f='${Version}' busybox-static)"
+	echo "iperf3 $(dpkg-query -W -f='${Version}' iperf3 2>/dev/null)"
 }
 quick_stamp() {
 	{
@@ -92,6 +94,28 @@ kit_matches() {
 # for its protocol).
 write_init() {
 	install -m 755 "$INIT_SCRIPT" "$1"
+}
+
+# initrd-net.img: initrd.img with iperf3 and the libraries it links to
+# appended as a second cpio archive (the kernel unpacks them in turn), for
+# bench/net. Kept apart so that every other boot unpacks 2 MiB less.
+build_net_extra() {
+	local stage=$1 extra="$1/net" f
+	if [[ ! -x /usr/bin/iperf3 ]]; then
+		log "no /usr/bin/iperf3 (package iperf3): no initrd-net.img"
+		return 0
+	fi
+	mkdir -p "$extra/usr/bin"
+	cp /usr/bin/iperf3 "$extra/usr/bin/"
+	# The program's shared libraries and the dynamic loader, at the paths
+	# ldd names (the guest is the same architecture and libc).
+	for f in $(ldd /usr/bin/iperf3 | grep -o '/[^ ]*'); do
+		install -D -m 755 "$(readlink -f "$f")" "$extra$f"
+	done
+	(cd "$extra" && find . -print0 | LC_ALL=C sort -z |
+		cpio --null --create --format=newc --owner=0:0 --quiet) | gzip -9n >"$stage/net.cpio.gz" ||
+		die "creating the network extra failed"
+	cat "$stage/initrd.img" "$stage/net.cpio.gz" >"$stage/initrd-net.img"
 }
 
 build() {
@@ -119,6 +143,7 @@ build() {
 	mkdir -p "$stage/root/etc/acpi/PWRF"
 	printf '#!/bin/sh\nexec /init --power-button\n' >"$stage/root/etc/acpi/PWRF/00000080"
 	chmod 755 "$stage/root/etc/acpi/PWRF/00000080"
+	install -D -m 755 "$UDHCPC_SCRIPT" "$stage/root/usr/share/udhcpc/default.script"
 
 	# Kernel modules with their dependencies, then depmod over the staging tree
 	# so busybox modprobe resolves the load order itself.
@@ -144,6 +169,7 @@ build() {
 		cpio --null --create --format=newc --owner=0:0 --quiet) | gzip -9n >"$stage/initrd.img" ||
 		die "creating the initramfs failed"
 
+	build_net_extra "$stage"
 	extract_vmlinux "$tree/boot/vmlinuz-$kver" "$stage/vmlinux"
 
 	mkdir -p "$KIT"
@@ -151,6 +177,8 @@ build() {
 	mv "$stage/vmlinuz" "$KIT/vmlinuz"
 	mv "$stage/vmlinux" "$KIT/vmlinux"
 	mv "$stage/initrd.img" "$KIT/initrd.img"
+	rm -f "$KIT/initrd-net.img"
+	[[ ! -f $stage/initrd-net.img ]] || mv "$stage/initrd-net.img" "$KIT/initrd-net.img"
 	echo "$kver" >"$KIT/version"
 	echo "$stamp" >"$KIT/stamp"
 	log "kit ready in $KIT: vmlinuz, vmlinux ($kpkg), initrd.img ($(du -k "$KIT/initrd.img" | cut -f1) KiB, $(wc -w <<<"$mods") modules)"

@@ -797,3 +797,13 @@ void virtio_net_get_stats(struct virtio_net *n, struct virtio_net_stats *s)
 	*s = n->stats;
 	pthread_mutex_unlock(&n->lock);
 }
+
+bool virtio_net_link_up(struct virtio_net *n)
+{
+	bool up;
+
+	pthread_mutex_lock(&n->lock);
+	up = n->config.status & htole16(VIRTIO_NET_S_LINK_UP);
+	pthread_mutex_unlock(&n->lock);
+	return up;
+}

@@ -160,5 +160,6 @@ void virtio_net_set_link(struct virtio_net *n, bool up);
 /* Asks the guest to announce itself (GUEST_ANNOUNCE), e.g. after a move. */
 void virtio_net_announce(struct virtio_net *n);
 void virtio_net_get_stats(struct virtio_net *n, struct virtio_net_stats *s);
+bool virtio_net_link_up(struct virtio_net *n);
 
 #endif

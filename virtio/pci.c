@@ -328,6 +328,12 @@ static void vpci_write_status(struct virtio_transport *t, uint8_t status)
 		vpci_reset_locked(t);
 		return;
 	}
+	/*
+	 * A driver must not clear a status bit (virtio 1.x §2.1); one that
+	 * tries does not get to renegotiate features under a running device
+	 * or start it twice: bits stay on until the reset.
+	 */
+	status |= old;
 	if ((status & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK))
 		vpci_features_ok(t, &status);
 	/* NEEDS_RESET is the device's to set (t->needs_reset), not the driver's. */

@@ -27,6 +27,7 @@
 #include "vmm/monitor.h"
 #include "vmm/stats.h"
 #include "vmm/vm.h"
+#include "virtio/net.h"
 
 #define MON_MAX_ARGS 8
 
@@ -434,12 +435,73 @@ static void info_block(struct mon_ctx *c)
 	json_list_end(c);
 }
 
+/* What the user called a NIC's backend: its -netdev id, or the flag that made it. */
+static const char *netdev_name(const struct netdev_opts *d)
+{
+	if (d->id[0] != '#')
+		return d->id;
+	return strncmp(d->id, "#nic", 4) ? "-net" : "-nic";
+}
+
+static void nic_one(struct mon_ctx *c, unsigned int i, bool first)
+{
+	const struct nic_opts *o = &c->m->cfg->net.nics[i];
+	const struct netdev_opts *d = &c->m->cfg->net.netdevs[o->backend];
+	struct virtio_net *n = vm_nic(c->vm, i);
+	struct virtio_net_stats st;
+	char mac[18], user[1024];
+	bool up;
+
+	if (!n)
+		return;
+	if (d->type == NETDEV_USER) /* slirp's addresses and forwards, as parsed */
+		net_user_str(&d->user, user, sizeof(user));
+	virtio_net_get_stats(n, &st);
+	up = virtio_net_link_up(n);
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x",
+		 o->mac[0], o->mac[1], o->mac[2], o->mac[3], o->mac[4], o->mac[5]);
+	if (c->o->json) {
+		mon_printf(c->o, "%s{\"nic\": \"net%u\", \"id\": ", first ? "" : ", ", i);
+		mon_json_str(c->o, o->id);
+		mon_printf(c->o, ", \"mac\": \"%s\", \"netdev\": ", mac);
+		mon_json_str(c->o, netdev_name(d));
+		mon_printf(c->o, ", \"backend\": \"%s\", \"ifname\": ", netdev_type_name(d->type));
+		mon_json_str(c->o, n->be->ifname);
+		if (d->type == NETDEV_USER) {
+			mon_printf(c->o, ", \"user\": ");
+			mon_json_str(c->o, user);
+		}
+		mon_printf(c->o, ", \"link\": %s, \"rx_frames\": %llu, \"rx_bytes\": %llu, "
+			   "\"rx_dropped\": %llu, \"tx_frames\": %llu, \"tx_bytes\": %llu, "
+			   "\"tx_dropped\": %llu}", up ? "true" : "false",
+			   (unsigned long long)st.rx_frames, (unsigned long long)st.rx_bytes,
+			   (unsigned long long)st.rx_dropped, (unsigned long long)st.tx_frames,
+			   (unsigned long long)st.tx_bytes, (unsigned long long)st.tx_dropped);
+		return;
+	}
+	mon_printf(c->o, "net%u%s%s: virtio-net-pci macaddr=%s link=%s, netdev %s: %s%s%s\n",
+		   i, o->id[0] ? " id=" : "", o->id, mac, up ? "up" : "down", netdev_name(d),
+		   netdev_type_name(d->type), n->be->ifname[0] ? " ifname=" : "", n->be->ifname);
+	mon_printf(c->o, "  rx %llu frames %llu bytes %llu dropped; tx %llu frames %llu bytes %llu dropped\n",
+		   (unsigned long long)st.rx_frames, (unsigned long long)st.rx_bytes,
+		   (unsigned long long)st.rx_dropped, (unsigned long long)st.tx_frames,
+		   (unsigned long long)st.tx_bytes, (unsigned long long)st.tx_dropped);
+	if (d->type == NETDEV_USER)
+		mon_printf(c->o, "  user %s\n", user);
+}
+
 static void info_network(struct mon_ctx *c)
 {
-	if (c->o->json)
-		mon_printf(c->o, "{\"return\": []}\n");
-	else
+	unsigned int nr = c->m->cfg->net.nr_nics;
+
+	if (nr && !need_vm(c))
+		return;
+	json_list_begin(c);
+	if (!c->o->json && !nr)
 		mon_printf(c->o, "no network devices\n");
+	for (unsigned int i = 0; i < nr; i++)
+		nic_one(c, i, i == 0);
+	json_list_end(c);
 }
 
 static void mtree_bus(struct mon_ctx *c, struct bus *bus, bool *first)
@@ -651,6 +713,51 @@ static void cmd_system_powerdown(struct mon_ctx *c)
 	ok(c);
 }
 
+/*
+ * set_link NAME on|off, as in QEMU: NAME is a NIC's id=, its netdev's id,
+ * or netN (the N-th NIC). The guest sees the carrier change through
+ * VIRTIO_NET_S_LINK_UP and a config interrupt; frames stop both ways.
+ */
+static int find_nic(struct mon_ctx *c, const char *name)
+{
+	const struct net_config *nc = &c->m->cfg->net;
+	char slot[16];
+
+	for (unsigned int i = 0; i < nc->nr_nics; i++) {
+		const struct nic_opts *o = &nc->nics[i];
+
+		snprintf(slot, sizeof(slot), "net%u", i);
+		if (!strcmp(name, slot) || (o->id[0] && !strcmp(name, o->id)) ||
+		    !strcmp(name, nc->netdevs[o->backend].id))
+			return (int)i;
+	}
+	return -1;
+}
+
+static void cmd_set_link(struct mon_ctx *c)
+{
+	struct virtio_net *n;
+	bool up;
+	int i;
+
+	if (c->argc != 3 || (strcmp(c->argv[2], "on") && strcmp(c->argv[2], "off"))) {
+		mon_error(c->o, "usage: set_link NAME on|off");
+		return;
+	}
+	up = !strcmp(c->argv[2], "on");
+	if (!need_vm(c))
+		return;
+	i = find_nic(c, c->argv[1]);
+	n = i < 0 ? NULL : vm_nic(c->vm, (unsigned int)i);
+	if (!n) {
+		mon_error(c->o, "set_link: no NIC or netdev named '%s' (info network lists them)",
+			  c->argv[1]);
+		return;
+	}
+	virtio_net_set_link(n, up);
+	ok(c);
+}
+
 static void cmd_quit(struct mon_ctx *c)
 {
 	if (!need_vm(c))
@@ -667,6 +774,7 @@ static const struct mon_cmd mon_cmds[] = {
 	{ "system_reset", NULL, "", cmd_system_reset, "reset the machine (a fresh boot)" },
 	{ "system_powerdown", NULL, "", cmd_system_powerdown,
 	  "press the ACPI power button: the guest shuts down" },
+	{ "set_link", NULL, "NAME on|off", cmd_set_link, "a NIC's link up or down (info network: names)" },
 	{ "quit", "q", "", cmd_quit, "stop the VM and exit minivm" },
 };
 
@@ -773,7 +881,7 @@ static void run_words(struct monitor *m, struct mon_out *o, int argc, char **arg
 		mon_error(o, "unknown command: '%.64s' (try help)", argv[0]);
 		return;
 	}
-	if (cmd->fn != cmd_info && cmd->fn != cmd_help && argc > 1) {
+	if (!cmd->args[0] && argc > 1) { /* the others check their own */
 		mon_error(o, "%s takes no arguments", cmd->name);
 		return;
 	}

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "disk/blockdev.h"
+#include "net/slirp.h"
 #include "net/tap.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
@@ -127,19 +128,23 @@ static void vm_nic_release(void *owner)
 	free(nic);
 }
 
-/* How the user named a backend: -netdev ID, or the -nic / -net tap that made it. */
+/* How the user named a backend: -netdev ID, or the -nic / -net tap|user that made it. */
 static const char *netdev_label(const struct netdev_opts *d, char *buf, size_t len)
 {
 	if (d->id[0] != '#')
 		snprintf(buf, len, "-netdev %s", d->id);
+	else if (!strncmp(d->id, "#nic", 4))
+		snprintf(buf, len, "-nic");
 	else
-		snprintf(buf, len, "%s", strncmp(d->id, "#nic", 4) ? "-net tap" : "-nic");
+		snprintf(buf, len, "-net %s", netdev_type_name(d->type));
 	return buf;
 }
 
 /*
  * A NIC and its backend, opened afresh for each boot like the disks: a
- * reboot closes the TAP (downscript) and opens it again (script).
+ * reboot closes the TAP (downscript) and opens it again (script); a user
+ * network starts over, its connections gone and its hostfwd ports bound
+ * again.
  */
 static int vm_add_nic(struct vm *vm, const struct nic_opts *o, unsigned slot)
 {
@@ -152,7 +157,10 @@ static int vm_add_nic(struct vm *vm, const struct nic_opts *o, unsigned slot)
 	if (!nic)
 		return -ENOMEM;
 	netdev_label(d, label, sizeof(label));
-	ret = tap_open(d, &nic->be, err, sizeof(err));
+	if (d->type == NETDEV_USER)
+		ret = usernet_open(d, &nic->be, err, sizeof(err));
+	else
+		ret = tap_open(d, &nic->be, err, sizeof(err));
 	if (ret) {
 		pr_err("%s: %s", label, err);
 		free(nic);
@@ -171,6 +179,18 @@ static int vm_add_nic(struct vm *vm, const struct nic_opts *o, unsigned slot)
 	if (ret)
 		pr_err("%s: cannot add the NIC: %s", label, strerror(-ret));
 	return ret;
+}
+
+struct virtio_net *vm_nic(struct vm *vm, unsigned int i)
+{
+	/* vm_create_devices() adds the drives first, then the NICs */
+	unsigned int k = vm->cfg->nr_drives + i;
+	struct vm_nic *nic;
+
+	if (i >= vm->cfg->net.nr_nics || k >= vm->nr_virtio)
+		return NULL;
+	nic = vm->virtio[k].owner;
+	return &nic->net;
 }
 
 static int vm_create_devices(struct vm *vm)

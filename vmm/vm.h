@@ -27,6 +27,7 @@ struct stats;
 struct trace;
 struct vcpu_stats;
 struct virtio_dev;
+struct virtio_net;
 struct vm;
 
 /* A virtio device and how to free its device type and backend. */
@@ -110,6 +111,8 @@ struct vm_shutdown {
 /* Starts the vCPUs and returns the event that ended this boot. */
 enum vm_event vm_run(struct vm *vm, int signal_fd, struct vm_shutdown *sd);
 void vm_destroy(struct vm *vm);
+/* The i-th NIC in command-line order (-device/-nic/-net nic), or NULL. */
+struct virtio_net *vm_nic(struct vm *vm, unsigned int i);
 void vm_fire_event(struct vm *vm, enum vm_event ev);
 /* An event_sink that fires into this VM, for devices. */
 struct event_sink vm_event_sink(struct vm *vm);

@@ -21,8 +21,15 @@
  *   longmode: EFER.LMA is set
  *
  * The last two lines come from C; the sum needs more than 32 bits.
+ *
+ * vnet-attack starts the same way, with its own C (vnet-attack.c) and its
+ * own name in the first two lines: the build defines GUEST_NAME for it.
  */
 #include "teach.h"
+
+#ifndef GUEST_NAME
+#define GUEST_NAME "longmode"
+#endif
 
 #define CODE32_SEL	0x08
 #define DATA_SEL	0x10
@@ -133,8 +140,10 @@ gdt_desc:
 	.word	gdt_end - gdt - 1
 	.long	gdt
 
-hello16:	.asciz	"longmode: hello from 16-bit real mode\r\n"
-hello32:	.asciz	"longmode: in 32-bit protected mode, building page tables\r\n"
+hello16:	.ascii	GUEST_NAME
+		.asciz	": hello from 16-bit real mode\r\n"
+hello32:	.ascii	GUEST_NAME
+		.asciz	": in 32-bit protected mode, building page tables\r\n"
 
 	.bss
 	.balign	4096	/* CR3 and table entries hold page-aligned addresses */

@@ -29,7 +29,22 @@ esac
 # shellcheck source=../rig/host-kvm.sh
 . "$MINIVM_SRC/tests/rig/host-kvm.sh"
 
+# A failure shows the end of each guest log in FAIL_LOGS (which a test
+# fills as it starts guests), and what fail_hook prints if the test has
+# one (say, a live VM's state), before it says what went wrong. A guest
+# that triple-faulted inside the rig makes it a rig fault (rig_fault).
+FAIL_LOGS=()
 fail() {
+	local f
+	if declare -F fail_hook >/dev/null; then
+		fail_hook || true
+	fi
+	for f in "${FAIL_LOGS[@]}"; do
+		[ -f "$f" ] || continue
+		echo "--- the end of $(basename "$f") ---" >&2
+		tail -n 30 "$f" >&2
+		rig_fault "$f"
+	done
 	echo "FAIL: $*" >&2
 	exit 1
 }
@@ -367,4 +382,25 @@ runtime_dir() {
 	SCRATCH_DIRS+=("$run")
 	chmod 700 "$run"
 	export XDG_RUNTIME_DIR=$run
+}
+
+# netns_new TAG: a fresh network namespace for this test, deleted at exit
+# with everything in it (bridges, TAPs, veths). The network tests never
+# touch the machine's own interfaces. Sets $ns to its name (not printed:
+# $(netns_new) would run in a subshell, and the cleanup list would lose it).
+NETNS_LIST=()
+cleanup_netns() {
+	local ns
+	for ns in "${NETNS_LIST[@]}"; do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+		ip netns del "$ns" 2>/dev/null || true
+	done
+	cleanup_scratch
+}
+trap cleanup_netns EXIT
+netns_new() {
+	ns=mvt-$1-$$
+	ip netns add "$ns" || fail "cannot create network namespace $ns"
+	NETNS_LIST+=("$ns")
+	ip -n "$ns" link set lo up
 }

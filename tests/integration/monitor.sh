@@ -31,21 +31,29 @@ pid=
 
 ctl() { "$MINIVM" ctl "$@"; }
 # A failure shows what the guest and minivm said last (the log of the part
-# that failed) before it says what went wrong.
-fail() {
-	if [ -n "${log:-}" ] && [ -f "$log" ]; then
-		echo "--- the end of $(basename "$log") ---" >&2
-		tail -n 30 "$log" >&2
-		rig_fault "$log"
-	fi
-	echo "FAIL: $*" >&2
-	exit 1
+# that failed: $log) and the VM's state before it says what went wrong.
+fail_hook() {
+	show_vm_state
+	FAIL_LOGS=(${log:+"$log"})
+}
+# What a live VM's vCPUs are doing, asked over its monitor ($vm), so that a
+# guest that stopped making progress can be told from one that crashed.
+show_vm_state() {
+	local c
+	[ -n "${vm:-}" ] && [ -n "${pid:-}" ] && kill -0 "$pid" 2>/dev/null || return 0
+	echo "--- the state of $vm ---" >&2
+	for c in "info status" "info cpus" "info registers -a" "info stats"; do
+		# shellcheck disable=SC2086  # words on purpose
+		timeout 10 "$MINIVM" ctl "$vm" $c >&2 || echo "($c failed)" >&2
+	done
 }
 ticks() { grep -c 'tick [0-9]* uptime=' "$1" || true; }
-# wait_for FILE PATTERN [COUNT]: until PATTERN is in FILE (COUNT times), or minivm is gone.
+# wait_for FILE PATTERN [COUNT [SECS]]: until PATTERN is in FILE (COUNT
+# times), minivm is gone, or SECS (default $TIMEOUT) have passed. (A
+# deadline, not a count of tries: in the rig each try takes a while.)
 wait_for() {
-	local file=$1 pattern=$2 count=${3:-1} _
-	for _ in $(seq $((TIMEOUT * 5))); do
+	local file=$1 pattern=$2 count=${3:-1} end=$((SECONDS + ${4:-$TIMEOUT}))
+	while [ "$SECONDS" -lt "$end" ]; do
 		[ "$(tr -d '\r' <"$file" | grep -c -- "$pattern")" -ge "$count" ] && return 0
 		[ -z "$pid" ] || kill -0 "$pid" 2>/dev/null || break
 		sleep 0.2
@@ -70,7 +78,7 @@ log=$dir/ctl.log
 mkfifo "$run/out1"
 timeout -k 5 "$TIMEOUT" "$MINIVM" -kernel "$KIT/vmlinuz" -initrd "$KIT/initrd.img" -m 256 -smp 2 \
 	-name mon1 -append "console=ttyS0 quiet scenario=ticker" </dev/null >"$run/out1" 2>&1 &
-pid=$!
+pid=$! vm=mon1
 stamp_lines <"$run/out1" >"$log" &
 wait_for "$log" ' tick 3 '
 [ "$(stat -c %a "$SOCKDIR")" = 700 ] || fail "$SOCKDIR: mode $(stat -c %a "$SOCKDIR"), expected 700"
@@ -136,7 +144,7 @@ rc=0; ctl mon1 "$(printf '%04000d' 0)" 2>/dev/null || rc=$?
 echo "ok: malformed and unknown commands get error answers (exit 1 from ctl)"
 
 ctl mon1 system_powerdown || fail "system_powerdown failed"
-rc=0; wait "$pid" || rc=$?; pid=
+rc=0; wait "$pid" || rc=$?; pid= vm=
 wait
 [ "$rc" -eq 0 ] || { tail -n 20 "$log" >&2; fail "system_powerdown: minivm exited $rc"; }
 expect_in "$log" "minivm-guest: power button pressed"
@@ -184,7 +192,8 @@ kill -0 "$dpid" || fail "-pidfile: no process $dpid"
 [ "$(ctl "$run/mon.sock" info status)" = "VM status: paused" ] || fail "-S: not paused at start"
 [ "$(ctl mon3 info status)" = "VM status: paused" ] || fail "-S: the control socket disagrees"
 ctl "$run/mon.sock" cont
-pid=$dpid wait_for "$dir/daemon.log" 'tick 2 uptime=' # gives up if the daemon dies
+# Gives up if the daemon dies, or after 240 s (the guest needs some 20).
+vm=mon3 pid=$dpid wait_for "$dir/daemon.log" 'tick 2 uptime=' 1 240
 ctl mon3 quit
 for _ in $(seq 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.2; done
 ! kill -0 "$dpid" 2>/dev/null || fail "quit: minivm $dpid still runs"

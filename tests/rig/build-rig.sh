@@ -28,7 +28,14 @@ readonly META_PKG="linux-image-amd64"
 readonly KVM_MODULES=(kvm_amd)
 readonly FS_MODULES=(virtio_pci 9pnet_virtio 9p)
 # Loaded on demand (see /init), not at boot:
-readonly NET_MODULES=(tun bridge veth overlay loop vhost_net? vhost_vsock?)
+readonly NET_MODULES=(tun bridge veth overlay loop vhost_net? vhost_vsock?
+	# the network models' firewall and NAT (iptables is iptables-nft here):
+	nfnetlink nf_tables nft_compat? nft_chain_nat? nft_nat? nft_masq? nft_ct?
+	nf_nat nf_conntrack xt_MASQUERADE? xt_conntrack? xt_tcpudp? xt_state?
+	ipt_REJECT? nft_reject_ipv4? nft_reject_inet?
+	# libcrc32c (nf_tables needs it) asks the crypto API for crc32c when it
+	# loads, a soft dependency modules.dep does not list:
+	crc32c_generic? crc32c_intel?)
 
 die() { echo "build-rig: error: $*" >&2; exit 1; }
 log() { echo "build-rig: $*" >&2; }
@@ -156,6 +163,8 @@ mount -t tmpfs -o mode=755 tmpfs /newroot/run || fail "mount /run"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 rigout "/newroot$out" ||
 	fail "cannot mount the writable export (tag rigout) at $out"
 say "filesystems mounted"
+# Loopback, as on any machine: tests reach servers on 127.0.0.1 (hostfwd).
+ip link set lo up || fail "cannot bring up lo"
 # The other modules (tun, bridge, veth, overlay, loop, vhost) load on demand,
 # which saves about a second per boot: the kernel runs /sbin/modprobe (this
 # initramfs's busybox: kernel threads keep the initramfs as their root) for

@@ -97,6 +97,12 @@ START_TEST(no_vm_between_boots)
 	assert_error("info status", "no VM is running");
 	assert_error("stop", "no VM is running");
 	assert_error("system_powerdown", "no VM is running");
+	assert_error("set_link n0 off", "no VM is running");
+	/* Usage is checked first: it needs no VM. */
+	assert_error("set_link", "usage: set_link NAME on|off");
+	assert_error("set_link n0", "usage: set_link NAME on|off");
+	assert_error("set_link n0 up", "usage: set_link NAME on|off");
+	assert_error("set_link n0 on extra", "usage: set_link NAME on|off");
 	/* What the command line says needs no VM. */
 	ck_assert_str_eq(run("info network"), "no network devices\n");
 	ck_assert_str_eq(run("info block"), "no block devices\n");

@@ -117,7 +117,7 @@ START_TEST(errors)
 {
 	/* unknown keys, types, models, values */
 	ck_assert_int_eq(PARSE(&c, "-netdev", "tap,id=a,bogus=1"), -EINVAL);
-	ck_assert_int_eq(PARSE(&c, "-netdev", "user,id=a"), -EINVAL);
+	ck_assert_int_eq(PARSE(&c, "-netdev", "socket,id=a"), -EINVAL);
 	ck_assert_int_eq(PARSE(&c, "-netdev", "tap"), -EINVAL);          /* no id */
 	ck_assert_int_eq(PARSE(&c, "-netdev", "tap,id=1a"), -EINVAL);    /* not an id */
 	ck_assert_int_eq(PARSE(&c, "-netdev", "tap,id=a,br=x"), -EINVAL); /* a bridge key */
@@ -128,7 +128,7 @@ START_TEST(errors)
 	ck_assert_int_eq(PARSE(&c, "-device", "e1000,netdev=a"), -EINVAL);
 	ck_assert_int_eq(PARSE(&c, "-device", "virtio-net-pci"), -EINVAL); /* no netdev */
 	ck_assert_int_eq(PARSE(&c, "-net", "nic,model=e1000", "-net", "tap"), -EINVAL);
-	ck_assert_int_eq(PARSE(&c, "-net", "user"), -EINVAL);
+	ck_assert_int_eq(PARSE(&c, "-net", "socket"), -EINVAL);
 	/* MACs: malformed, multicast */
 	ck_assert_int_eq(PARSE(&c, "-netdev", "tap,id=a", "-device",
 			       "virtio-net-pci,netdev=a,mac=52:54:00:12:34"), -EINVAL);
@@ -164,6 +164,150 @@ START_TEST(messages)
 	ck_assert_int_eq(net_parse_device(&nc, "virtio-net-pci,netdev=zz", err, sizeof(err)), 0);
 	ck_assert_int_eq(net_config_check(&nc, err, sizeof(err)), -EINVAL);
 	ck_assert_str_eq(err, "-device netdev=zz: no -netdev with that id");
+}
+END_TEST
+
+/* -netdev user: QEMU's defaults, derived from net= as QEMU derives them. */
+START_TEST(user_defaults)
+{
+	const struct netdev_user *u = &c.net.netdevs[0].user;
+
+	ck_assert_int_eq(PARSE(&c, "-netdev", "user,id=u", "-device", "virtio-net-pci,netdev=u"),
+			 CLI_RUN);
+	ck_assert_int_eq(c.net.netdevs[0].type, NETDEV_USER);
+	ck_assert_uint_eq(u->net, 0x0a000200);
+	ck_assert_uint_eq(u->mask, 0xffffff00);
+	ck_assert_uint_eq(u->host, 0x0a000202);
+	ck_assert_uint_eq(u->dns, 0x0a000203);
+	ck_assert_uint_eq(u->dhcp_start, 0x0a00020f);
+	ck_assert(u->ipv6);
+	ck_assert(!u->restricted);
+	ck_assert_str_eq(u->hostname, "");
+	ck_assert_uint_eq(u->nr_fwd, 0);
+	/* a wider net keeps .2.2, .2.3, .2.15 in its host part, as in QEMU */
+	ck_assert_int_eq(PARSE(&c, "-netdev", "user,id=u,net=10.0.0.0/8", "-device",
+			       "virtio-net-pci,netdev=u"), CLI_RUN);
+	ck_assert_uint_eq(u->host, 0x0a000202);
+	ck_assert_uint_eq(u->dhcp_start, 0x0a00020f);
+	/* the host part of net= goes; a dotted mask; no mask: the class's */
+	ck_assert_int_eq(PARSE(&c, "-netdev", "user,id=u,net=192.168.7.99/255.255.255.0",
+			       "-device", "virtio-net-pci,netdev=u"), CLI_RUN);
+	ck_assert_uint_eq(u->net, 0xc0a80700);
+	ck_assert_uint_eq(u->host, 0xc0a80702);
+	ck_assert_uint_eq(u->dns, 0xc0a80703);
+	ck_assert_int_eq(PARSE(&c, "-netdev", "user,id=u,net=172.20.0.0", "-device",
+			       "virtio-net-pci,netdev=u"), CLI_RUN);
+	ck_assert_uint_eq(u->mask, 0xfff00000);
+	ck_assert_uint_eq(u->net, 0xac100000);
+}
+END_TEST
+
+START_TEST(user_keys)
+{
+	const struct net_config *n = &c.net;
+	const struct netdev_user *u;
+
+	/* keys in any order: dhcpstart= before the net= it must lie in */
+	ck_assert_int_eq(PARSE(&c, "-nic", "user,dhcpstart=10.9.0.50,net=10.9.0.0/16,host=10.9.0.1,"
+			       "dns=8.8.8.8,hostname=box,restrict=n,ipv6=off,"
+			       "hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp::5353-10.9.1.1:53,"
+			       "hostfwd=::8080-:80,mac=52:54:00:00:00:07"), CLI_RUN);
+	u = &n->netdevs[n->nics[0].backend].user;
+	ck_assert_uint_eq(u->net, 0x0a090000);
+	ck_assert_uint_eq(u->host, 0x0a090001);
+	ck_assert_uint_eq(u->dns, 0x08080808); /* outside net: fine without restrict=on */
+	ck_assert(!u->restricted);
+	ck_assert_str_eq(u->hostname, "box");
+	ck_assert(!u->ipv6);
+	ck_assert_uint_eq(u->nr_fwd, 3);
+	ck_assert(!u->fwd[0].udp);
+	ck_assert_uint_eq(u->fwd[0].host_addr, 0x7f000001);
+	ck_assert_uint_eq(u->fwd[0].host_port, 2222);
+	ck_assert_uint_eq(u->fwd[0].guest_addr, 0x0a090032); /* dhcpstart */
+	ck_assert_uint_eq(u->fwd[0].guest_port, 22);
+	ck_assert(u->fwd[1].udp);
+	ck_assert_uint_eq(u->fwd[1].host_addr, 0);
+	ck_assert_uint_eq(u->fwd[1].guest_addr, 0x0a090101);
+	ck_assert(!u->fwd[2].udp); /* no protocol: tcp */
+	ck_assert_uint_eq(u->fwd[2].host_port, 8080);
+	ck_assert_uint_eq(n->nics[0].mac[5], 7);
+	/* -net user pairs with -net nic as -net tap does */
+	ck_assert_int_eq(PARSE(&c, "-net", "nic", "-net", "user,hostname=old,restrict=on"),
+			 CLI_RUN);
+	u = &n->netdevs[n->nics[0].backend].user;
+	ck_assert_int_eq(n->netdevs[n->nics[0].backend].type, NETDEV_USER);
+	ck_assert_str_eq(u->hostname, "old");
+	ck_assert(u->restricted);
+}
+END_TEST
+
+/* Bad values: one line, naming the key. */
+START_TEST(user_errors)
+{
+	static const struct {
+		const char *arg, *msg;
+	} bad[] = {
+		{ "user,id=a,net=10.0.2.0/33", "net: '10.0.2.0/33' is not a network (ADDR/PREFIX, a "
+		  "prefix of 4 to 32)" },
+		{ "user,id=a,net=10.0.2/24", NULL },
+		{ "user,id=a,net=10.0.2.0/255.0.255.0", NULL },
+		{ "user,id=a,net=224.0.0.0", NULL },
+		{ "user,id=a,host=10.0.3.2", "host: 10.0.3.2 is not in net 10.0.2.0/24" },
+		{ "user,id=a,host=10.0.2.256", "host: '10.0.2.256' is not an IPv4 address" },
+		{ "user,id=a,dns=10.0.2.2", "dns: 10.0.2.2 is the host address too" },
+		{ "user,id=a,dns=1.1.1.1,restrict=on", "dns: 1.1.1.1 is not in net 10.0.2.0/24 "
+		  "(restrict=on)" },
+		{ "user,id=a,dhcpstart=10.0.2.3", "dhcpstart: 10.0.2.3 is the host or the DNS address" },
+		/* /30: .15 & 3 is .3, the DNS address (QEMU derives it the same way) */
+		{ "user,id=a,net=10.0.2.0/30", "dhcpstart: 10.0.2.3 is the host or the DNS address" },
+		{ "user,id=a,net=10.0.2.0/30,dhcpstart=10.0.2.15",
+		  "dhcpstart: 10.0.2.15 is not in net 10.0.2.0/30" },
+		{ "user,id=a,restrict=maybe", "restrict: 'maybe' is not on or off" },
+		{ "user,id=a,ipv6=", "ipv6: '' is not on or off" },
+		{ "user,id=a,hostname=a-name-that-is-longer-than-32-bytes", NULL },
+		{ "user,id=a,hostfwd=tcp:127.0.0.1:2222:22", "hostfwd: 'tcp:127.0.0.1:2222:22' is not "
+		  "[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport" },
+		{ "user,id=a,hostfwd=sctp::1-:2", NULL },
+		{ "user,id=a,hostfwd=tcp::65536-:22", NULL },
+		{ "user,id=a,hostfwd=tcp::22-:0", NULL },
+		{ "user,id=a,hostfwd=tcp::22-:x", NULL },
+		{ "user,id=a,hostfwd=tcp:localhost:22-:22", NULL },
+		{ "user,id=a,hostfwd=tcp::22-10.0.2:22", NULL },
+		{ "user,id=a,hostfwd=tcp::-:22", NULL },
+		{ "user,id=a,ifname=tap0", "unknown key 'ifname'" },
+		{ "user,id=a,script=no", "unknown key 'script'" },
+		{ "user,id=a,tftp=/srv", "unknown key 'tftp'" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		net_config_init(&nc);
+		err[0] = '\0';
+		ck_assert_msg(net_parse_netdev(&nc, bad[i].arg, err, sizeof(err)) == -EINVAL,
+			      "%s was taken", bad[i].arg);
+		ck_assert_msg(err[0] && !strchr(err, '\n'), "%s: '%s'", bad[i].arg, err);
+		if (bad[i].msg)
+			ck_assert_str_eq(err, bad[i].msg);
+	}
+	net_config_init(&nc);
+	for (int i = 0; i < NET_MAX_HOSTFWD; i++) {
+		snprintf(err, sizeof(err), "user,id=a,hostfwd=tcp::%d-:22", 1000 + i);
+		ck_assert_int_eq(net_parse_netdev(&nc, err, err, sizeof(err)), 0);
+		nc.nr_netdevs = 0;
+	}
+	/* the 17th in one netdev */
+	{
+		char arg[NET_MAX_HOSTFWD * 24 + 32];
+		size_t o = snprintf(arg, sizeof(arg), "user,id=a");
+
+		for (int i = 0; i <= NET_MAX_HOSTFWD; i++)
+			o += snprintf(arg + o, sizeof(arg) - o, ",hostfwd=::%d-:22", 1000 + i);
+		ck_assert_int_eq(net_parse_netdev(&nc, arg, err, sizeof(err)), -EINVAL);
+		ck_assert_str_eq(err, "hostfwd: at most 16");
+	}
+	ck_assert_int_eq(PARSE(&c, "-net", "user"), -EINVAL);
+	ck_assert_int_eq(net_parse_net(&nc, "user", err, sizeof(err)), 0);
+	ck_assert_int_eq(net_config_check(&nc, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "-net user: no -net nic for it to connect to");
 }
 END_TEST
 
@@ -211,6 +355,9 @@ int main(void)
 	tcase_add_test(tc, nic_shorthand);
 	tcase_add_test(tc, errors);
 	tcase_add_test(tc, messages);
+	tcase_add_test(tc, user_defaults);
+	tcase_add_test(tc, user_keys);
+	tcase_add_test(tc, user_errors);
 	tcase_add_test(tc, mac_parser);
 	tcase_add_test(tc, limits);
 	suite_add_tcase(s, tc);

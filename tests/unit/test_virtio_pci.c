@@ -234,6 +234,15 @@ START_TEST(queue_setup_activate_and_kick)
 	wr(0x14, 1 | 2 | 8 | 4, 1);
 	ck_assert_int_eq(activations, 1);
 	ck_assert_uint_eq(rd(0x14, 1), 1 | 2 | 8 | 4);
+	/* A driver cannot clear a bit to start the device twice, or to
+	 * renegotiate features under it: bits stay on until a reset. */
+	wr(0x14, 1 | 2, 1);
+	ck_assert_uint_eq(rd(0x14, 1), 1 | 2 | 8 | 4);
+	wr(0x08, 0, 4);
+	wr(0x0c, 1u << 29, 4);
+	wr(0x14, 1 | 2 | 8 | 4, 1);
+	ck_assert_int_eq(activations, 1);
+	ck_assert_uint_eq(dev.driver_features, VIRTIO_BIT(32));
 
 	/* A kick by the notify region reaches the device on the event loop. */
 	wr(0x3000 + 4, 1, 2);
