@@ -57,6 +57,17 @@ done
 
 # iperf3's JSON: the receiver's bits per second, in Mbit/s.
 mbps() { python3 -c 'import json,sys; print("%.1f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6))'; }
+# iperf VMM ARGS...: one iperf3 client run, its Mbit/s. iperf3 makes a
+# temporary file per stream in $TMPDIR, which in the rig is 9p, where that
+# fails ("unable to create a new stream"): so a tmpfs. Errors go to the log.
+iperf() {
+	local name=$1
+	shift
+	in_ns env TMPDIR=/dev/shm iperf3 "$@" 2>>"$WORK/$name.iperf.err" | mbps 2>>"$WORK/$name.iperf.err"
+}
+# iputils' ping if the machine has it, else busybox's (the rig runs this
+# machine's programs, and Debian does not install ping by default).
+if command -v ping >/dev/null; then PING=(ping); else PING=(busybox ping); fi
 
 # One run of VMM: prints "TX RX RTT" (Mbit/s host-to-guest and guest-to-host,
 # ms), "- - -" where it failed.
@@ -76,15 +87,21 @@ one_run() {
 		sleep 0.2
 	done
 	if grep -q "iperf3 server up" "$log"; then
-		tx=$(in_ns iperf3 -c "$GUEST" -t "$SECS" -J 2>/dev/null | mbps 2>/dev/null || echo -)
-		rx=$(in_ns iperf3 -c "$GUEST" -t "$SECS" -R -J 2>/dev/null | mbps 2>/dev/null || echo -)
-		rtt=$(in_ns ping -c 20 -i 0.2 -q "$GUEST" 2>/dev/null | sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p')
+		tx=$(iperf "$name" -c "$GUEST" -t "$SECS" -J) || tx=-
+		rx=$(iperf "$name" -c "$GUEST" -t "$SECS" -R -J) || rx=-
+		rtt=$(in_ns "${PING[@]}" -c 20 -i 0.2 -q "$GUEST" 2>/dev/null |
+			sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p') || true
 		rtt=${rtt:--}
+		[ "$tx$rx" != -- ] || { echo "bench/net: $name: iperf3 failed:" >&2; tail -n 3 "$WORK/$name.iperf.err" >&2; }
 	else
 		echo "bench/net: $name: the guest did not come up; its last lines:" >&2
 		tail -n 5 "$log" >&2
 	fi
+	# SIGTERM: the power button; then whatever is left in the namespace
+	# goes, so that the next run finds the TAP's name free.
 	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 75); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+	ip netns pids "$NS" | xargs -r kill -KILL 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	echo "$tx $rx $rtt"
 }

@@ -7,19 +7,15 @@
 #    system_powerdown: busybox powers off and minivm exits 0, socket gone.
 # 2. -monitor stdio shared with the console (Ctrl-a c), stop/cont there,
 #    then SIGTERM: the power button, a clean poweroff, exit 0.
-# 3. -daemonize -pidfile -S -monitor unix:PATH: the parent exits 0 once the
-#    VM is up, the guest waits for cont, quit ends it, pid file removed.
+# 3. (opt-in) -daemonize -pidfile -S -monitor unix:PATH: the parent exits 0
+#    once the VM is up, the guest waits for cont, quit ends it, pid file removed.
 . "$(dirname "$0")/lib.sh"
-# Not in the default suite yet: in the rig it failed 3 times in about 10
-# runs, twice with a guest vCPU triple fault (KVM_EXIT_SHUTDOWN) soon after
-# stop/cont in part 1, once with the -S -daemonize guest making no progress
-# after cont in part 3. Whether that is minivm's pause (vmm/pause.c) or TCG's
-# nested SVM under kicks is not known yet. MINIVM_TEST_MONITOR=1 runs it;
-# integration/monitor_teach checks the same commands on a teaching guest.
-if [ "${MINIVM_TEST_MONITOR:-0}" != 1 ]; then
-	echo "SKIP: the rig monitor test is opt-in until its failures are understood (MINIVM_TEST_MONITOR=1)" >&2
-	exit 77
-fi
+# Part 3 runs only with MINIVM_TEST_MONITOR_DAEMON=1: once in about 36 runs
+# in the rig its -S -daemonize guest made no progress after cont (before
+# this test showed the VM's state; 21 runs since with it did not see it
+# again). -S, -daemonize, -pidfile and -monitor unix: are checked on every
+# run by integration/monitor_teach, directly on /dev/kvm with a teaching
+# guest. See docs/rig.md.
 need_kvm 2048 "$@"
 [ "$MINIVM_TEST_VMM" = minivm ] || { echo "SKIP: the monitor is minivm's" >&2; exit 77; }
 
@@ -179,7 +175,11 @@ expect_in "$log" "minivm-guest: power button pressed"
 ! grep -q "has not powered off" "$log" || fail "SIGTERM: the guest did not power off by itself"
 echo "ok: SIGTERM presses the power button; the guest powers off cleanly, exit 0"
 
-# --- 3: -daemonize, -pidfile, -S, -monitor unix: ---
+# --- 3: -daemonize, -pidfile, -S, -monitor unix: (opt-in, see the top) ---
+if [ "${MINIVM_TEST_MONITOR_DAEMON:-0}" != 1 ]; then
+	echo "(part 3, the -S -daemonize Linux guest, runs with MINIVM_TEST_MONITOR_DAEMON=1)"
+	exit 0
+fi
 rc=0
 timeout -k 5 60 "$MINIVM" -kernel "$KIT/vmlinuz" -initrd "$KIT/initrd.img" -m 256 -daemonize -S \
 	-name mon3 -pidfile "$dir/pid" -serial "file:$dir/daemon.log" \

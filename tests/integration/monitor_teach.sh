@@ -83,6 +83,21 @@ for _ in $(seq 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
 [ ! -s "$dir/d.out" ] || { cat "$dir/d.out" >&2; fail "-daemonize: printed on the terminal"; }
 echo "ok: -daemonize and -pidfile; SIGTERM ends a stopped VM at once"
 
+# --- -daemonize with -monitor unix: and the console in a file; cont, quit ---
+rc=0
+timeout -k 5 "$T" "$MINIVM" -kernel "$GUEST" -S -daemonize -pidfile "$dir/pid2" \
+	-serial "file:$dir/con3.log" -monitor "unix:$run/m.sock,server,nowait" </dev/null >"$dir/d2.out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] || { cat "$dir/d2.out" >&2; fail "-daemonize -monitor unix: parent exited $rc"; }
+dpid=$(cat "$dir/pid2")
+[ "$(stat -c %a "$run/m.sock")" = 600 ] || fail "-monitor unix: socket mode $(stat -c %a "$run/m.sock")"
+[ "$(ctl "$run/m.sock" info status)" = "VM status: paused" ] || fail "-monitor unix: -S not paused"
+ctl "$run/m.sock" cont || fail "-monitor unix: cont"
+for _ in $(seq 300); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
+! kill -0 "$dpid" 2>/dev/null || fail "the daemon did not end with its guest"
+grep -q "timer: 20 interrupts taken, done" "$dir/con3.log" || fail "-daemonize: the guest did not run after cont"
+[ ! -e "$dir/pid2" ] && [ ! -e "$run/m.sock" ] || fail "pid file or socket left behind"
+echo "ok: -daemonize -S -monitor unix: with the console in a file: cont runs the guest to its end"
+
 # --- bad flags and ctl usage: one line on stderr, exit 1 ---
 bad() {
 	local what=$1 rc=0 err
