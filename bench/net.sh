@@ -8,14 +8,9 @@
 # ping round trip (20 pings). Prints the medians and QEMU/minivm ratios.
 # Everything lives in a network namespace of its own. A benchmark: it
 # asserts nothing, but says so when a run fails.
-set -euo pipefail
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${MINIVM_BUILD:-$SRC/build}
-export MINIVM_CACHE=${MINIVM_CACHE:-/var/cache/minivm}
-KIT=$MINIVM_CACHE/kit
-RUNS=${RUNS:-3}
-SECS=${SECS:-5}
-. "$SRC/tests/rig/host-kvm.sh"
+# bench/lib.sh: SRC, BUILD, KIT, RUNS and SECS (3 and 5), median, ratio, bench_where.
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 if [ -z "${MINIVM_RIG:-}" ] && ! host_has_hw_kvm; then
 	bash "$SRC/guests/build-kit.sh" >&2
@@ -106,13 +101,6 @@ one_run() {
 	echo "$tx $rx $rtt"
 }
 
-median() {
-	sort -n | awk '{a[NR]=$1} END { if (NR == 0) print "-"; else if (NR % 2) printf "%.2f\n", a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2 }'
-}
-ratio() {
-	if [ "$1" = - ] || [ "$2" = - ]; then echo -; else echo "scale=2; $1 / $2" | bc; fi
-}
-
 declare -A TX RX RTT
 for i in $(seq "$RUNS"); do
 	for name in "${ORDER[@]}"; do
@@ -125,13 +113,13 @@ for i in $(seq "$RUNS"); do
 done
 
 printf '\nbench/net: %s runs each, %s s per iperf3 run, medians (%s)\n' "$RUNS" "$SECS" \
-	"$([ -n "${MINIVM_RIG:-}" ] && echo "inside the rig" || echo "hardware KVM")"
+	"$(bench_where)"
 printf '%-8s %18s %18s %10s\n' VMM "host->guest Mbit/s" "guest->host Mbit/s" "ping ms"
 declare -A M
 for name in "${ORDER[@]}"; do
-	M[$name.tx]=$(printf '%s\n' ${TX[$name]:-} | grep . | median || echo -)
-	M[$name.rx]=$(printf '%s\n' ${RX[$name]:-} | grep . | median || echo -)
-	M[$name.rtt]=$(printf '%s\n' ${RTT[$name]:-} | grep . | median || echo -)
+	M[$name.tx]=$(printf '%s\n' ${TX[$name]:-} | { grep . || true; } | median)
+	M[$name.rx]=$(printf '%s\n' ${RX[$name]:-} | { grep . || true; } | median)
+	M[$name.rtt]=$(printf '%s\n' ${RTT[$name]:-} | { grep . || true; } | median)
 	printf '%-8s %18s %18s %10s\n' "$name" "${M[$name.tx]}" "${M[$name.rx]}" "${M[$name.rtt]}"
 done
 if [ -n "${M[minivm.tx]:-}" ] && [ -n "${M[qemu.tx]:-}" ]; then

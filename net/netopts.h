@@ -28,6 +28,7 @@
 #include <net/if.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #define NET_MAX_NICS 8
 #define NET_ID_MAX 31
@@ -101,6 +102,21 @@ struct net_config {
 	bool none;                   /* -net none */
 	uint32_t mac_seed;           /* default MACs: 52:54:00 + seed + NIC index */
 };
+
+/*
+ * Who named netdev d. The netdevs of -nic and -net get private ids, "#nic0"
+ * and "#net1" ('#' cannot start a user's id), so the id tells which flag
+ * made a netdev: these two read it, so that nothing else need know.
+ */
+static inline bool netdev_named(const struct netdev_opts *d)
+{
+	return d->id[0] != '#';
+}
+
+static inline bool netdev_from_nic(const struct netdev_opts *d)
+{
+	return !strncmp(d->id, "#nic", 4);
+}
 
 /* "tap", "bridge", ...: the -netdev type's name, for messages and the monitor. */
 const char *netdev_type_name(enum netdev_type t);

@@ -438,9 +438,9 @@ static void info_block(struct mon_ctx *c)
 /* What the user called a NIC's backend: its -netdev id, or the flag that made it. */
 static const char *netdev_name(const struct netdev_opts *d)
 {
-	if (d->id[0] != '#')
+	if (netdev_named(d))
 		return d->id;
-	return strncmp(d->id, "#nic", 4) ? "-net" : "-nic";
+	return netdev_from_nic(d) ? "-nic" : "-net";
 }
 
 static void nic_one(struct mon_ctx *c, unsigned int i, bool first)

@@ -131,9 +131,9 @@ static void vm_nic_release(void *owner)
 /* How the user named a backend: -netdev ID, or the -nic / -net tap|user that made it. */
 static const char *netdev_label(const struct netdev_opts *d, char *buf, size_t len)
 {
-	if (d->id[0] != '#')
+	if (netdev_named(d))
 		snprintf(buf, len, "-netdev %s", d->id);
-	else if (!strncmp(d->id, "#nic", 4))
+	else if (netdev_from_nic(d))
 		snprintf(buf, len, "-nic");
 	else
 		snprintf(buf, len, "-net %s", netdev_type_name(d->type));
