@@ -8,7 +8,7 @@ PACKAGES=(
 	clang libclang-rt-14-dev                                # fuzzing (libFuzzer)
 	qemu-system-x86 qemu-utils                              # the rig, and the reference VMM
 	busybox-static kmod cpio zstd xz-utils e2fsprogs        # guest kits
-	ca-certificates procps psmisc tmux bc                      # test plumbing
+	ca-certificates procps psmisc tmux bc python3              # test plumbing
 	libslirp-dev                                            # -netdev user
 	iproute2 iptables dnsmasq-base tcpdump iperf3           # network models, their tests, bench/net
 )

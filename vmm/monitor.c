@@ -118,6 +118,7 @@ struct mon_ctx {
 	int argc;
 	char **argv;
 	bool was_paused; /* stopped by the user, not just for reading */
+	char why[160];   /* a failed pause, explained */
 };
 
 /*
@@ -200,6 +201,17 @@ static const char *mp_state_name(unsigned s)
 	}
 }
 
+/* Why vm_pause() failed, in words (the buffer lives in c). */
+static const char *pause_error(struct mon_ctx *c, int ret)
+{
+	if (ret == -ESHUTDOWN)
+		return "the VM is shutting down";
+	if (ret != -ETIMEDOUT)
+		return strerror(-ret);
+	vm_pause_explain(c->vm, c->why, sizeof(c->why));
+	return c->why;
+}
+
 /*
  * Runs fn with every vCPU out of KVM_RUN: pauses the VM for the moment if
  * it is running (without freezing the guest clock: the pause is short).
@@ -210,8 +222,7 @@ static void with_vcpus_stopped(struct mon_ctx *c, void (*fn)(struct mon_ctx *c))
 
 	c->was_paused = ret == -EALREADY;
 	if (ret && ret != -EALREADY) {
-		mon_error(c->o, "cannot stop the vCPUs: %s",
-			  ret == -ESHUTDOWN ? "the VM is shutting down" : strerror(-ret));
+		mon_error(c->o, "cannot stop the vCPUs: %s", pause_error(c, ret));
 		return;
 	}
 	fn(c);
@@ -679,8 +690,7 @@ static void cmd_stop(struct mon_ctx *c)
 	if (ret == -EALREADY)
 		ret = 0; /* as in QEMU: stopping a stopped VM is no error */
 	if (ret)
-		mon_error(c->o, "cannot stop the VM: %s",
-			  ret == -ESHUTDOWN ? "it is shutting down" : strerror(-ret));
+		mon_error(c->o, "cannot stop the VM: %s", pause_error(c, ret));
 	else
 		ok(c);
 }

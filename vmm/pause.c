@@ -7,9 +7,12 @@
  * a signal), so a vCPU inside KVM_RUN returns with EINTR and one about to
  * enter it returns at once; either way it comes round to its pause point.
  * A vCPU that sleeps through a kick (seen in the rig, see vcpu_join) is
- * kicked again every 100 ms until it parks.
+ * kicked again every 100 ms; one that has still not parked after
+ * p->limit_ms (10 s) makes the pause fail instead of hanging the monitor: the
+ * others are let go again and the caller learns which vCPU would not stop.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -26,6 +29,8 @@ void vm_pause_init(struct vm_pause *p)
 	pthread_condattr_t ca;
 
 	memset(p, 0, sizeof(*p));
+	p->stuck = -1;
+	p->limit_ms = 10000;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->wake, NULL);
 	/* Timed waits on CLOCK_MONOTONIC: a host clock step cannot stretch them. */
@@ -58,18 +63,55 @@ static void deadline_in_ms(struct timespec *ts, long ms)
 	}
 }
 
-/* Called with the lock held; returns with every running vCPU parked. */
-static void wait_parked(struct vm *vm)
+/* The first vCPU still inside KVM_RUN, for the caller's error message. */
+static int stuck_vcpu(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		if (__atomic_load_n(&vm->vcpus[i].in_run, __ATOMIC_RELAXED))
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Called with the lock held; returns 0 with every running vCPU parked, or
+ * -ETIMEDOUT (and p->stuck set) if one would not park within the limit.
+ */
+static int wait_parked(struct vm *vm)
 {
 	struct vm_pause *p = &vm->pause;
 	struct timespec until;
+	unsigned waited_ms = 0;
 
 	kick_all(vm);
 	while (p->parked < p->running) {
 		deadline_in_ms(&until, PAUSE_REKICK_MS);
-		if (pthread_cond_timedwait(&p->changed, &p->lock, &until) == ETIMEDOUT)
-			kick_all(vm);
+		if (pthread_cond_timedwait(&p->changed, &p->lock, &until) != ETIMEDOUT)
+			continue;
+		waited_ms += PAUSE_REKICK_MS;
+		if (waited_ms >= p->limit_ms) {
+			p->stuck = stuck_vcpu(vm);
+			return -ETIMEDOUT;
+		}
+		kick_all(vm);
 	}
+	return 0;
+}
+
+/*
+ * A pause that failed: the parked vCPUs run again (no half-stopped VM), and
+ * the kick is taken back from the ones that never parked. Only parking
+ * clears immediate_exit; left set, it would make the stuck vCPU, once it
+ * comes out of KVM_RUN, return from every KVM_RUN at once, for ever.
+ */
+static void give_up_pause(struct vm *vm)
+{
+	struct vm_pause *p = &vm->pause;
+
+	__atomic_store_n(&p->paused, false, __ATOMIC_SEQ_CST);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		if (vm->vcpus[i].run)
+			__atomic_store_n(&vm->vcpus[i].run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	pthread_cond_broadcast(&p->wake);
 }
 
 /*
@@ -110,9 +152,13 @@ int vm_pause(struct vm *vm, bool clock)
 		ret = -EALREADY;
 	} else {
 		__atomic_store_n(&p->paused, true, __ATOMIC_SEQ_CST);
-		wait_parked(vm);
-		if (clock)
+		p->stuck = -1;
+		ret = wait_parked(vm);
+		if (ret) {
+			give_up_pause(vm);
+		} else if (clock) {
 			save_clock(vm);
+		}
 	}
 	pthread_mutex_unlock(&p->lock);
 	return ret;
@@ -133,6 +179,22 @@ int vm_resume(struct vm *vm)
 	}
 	pthread_mutex_unlock(&p->lock);
 	return ret;
+}
+
+int vm_pause_explain(struct vm *vm, char *buf, size_t len)
+{
+	int id = __atomic_load_n(&vm->pause.stuck, __ATOMIC_RELAXED);
+	struct vcpu *v;
+
+	if (id < 0 || (unsigned)id >= vm->nr_vcpus)
+		return snprintf(buf, len, "a vCPU did not stop within %.1f s",
+				vm->pause.limit_ms / 1000.0);
+	v = &vm->vcpus[id];
+	return snprintf(buf, len,
+			"vCPU %d did not leave KVM_RUN within %.1f s (thread %d, %llu exits so far, the last with reason %u)",
+			id, vm->pause.limit_ms / 1000.0, (int)v->tid,
+			(unsigned long long)__atomic_load_n(&v->exits, __ATOMIC_RELAXED),
+			v->run->exit_reason);
 }
 
 bool vm_is_paused(struct vm *vm)

@@ -17,6 +17,7 @@
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 struct vm;
@@ -30,6 +31,8 @@ struct vm_pause {
 	unsigned running;       /* vCPU threads inside their loop */
 	unsigned parked;        /* ... of which waiting at the pause point */
 	bool released;          /* the VM is stopping: no more pauses */
+	int stuck;              /* the vCPU that made the last pause fail, or -1 */
+	unsigned limit_ms;      /* how long a pause waits for a vCPU to park */
 	bool clock_saved;
 	struct kvm_clock_data clock;
 };
@@ -40,9 +43,12 @@ void vm_pause_destroy(struct vm_pause *p);
 /*
  * Stops every vCPU and returns once none is in KVM_RUN. With save_clock,
  * the guest's clock is frozen as well (stop); without, the pause is a short
- * one to read vCPU state. Returns -EALREADY if already paused.
+ * one to read vCPU state. Returns -EALREADY if already paused, -ESHUTDOWN
+ * if the VM is stopping, -ETIMEDOUT (the VM left running) if a vCPU would
+ * not stop: vm_pause_explain() then says which and where it was.
  */
 int vm_pause(struct vm *vm, bool save_clock);
+int vm_pause_explain(struct vm *vm, char *buf, size_t len);
 /* Lets the vCPUs run again. Returns -EALREADY if not paused. */
 int vm_resume(struct vm *vm);
 bool vm_is_paused(struct vm *vm);

@@ -2,6 +2,8 @@
 # The guest sees the vCPUs and memory it was given: -smp 1/2/4 with
 # -m 128/1024/3584. 3584 MiB crosses the PCI hole below 4 GiB, so the guest
 # only sees it all if the memory above 4 GiB is mapped and in the e820 map.
+# (-smp 4 -m 3584 made the rig fault in 3 boots of 6 while its CPU model
+# had 5-level paging; 10 of 10 have passed since: docs/rig.md.)
 . "$(dirname "$0")/lib.sh"
 need_kvm 7168 "$@"
 
@@ -30,11 +32,6 @@ check() {
 	fi
 	echo "ok: -smp $smp -m $mem -> nproc=$nproc MemTotal=$memkb kB"
 }
-# Not -smp 4 with -m 3584 in one guest: in the rig (TCG emulating nested
-# SVM on 2 host CPUs) that combination made the emulated machine itself
-# triple-fault or reset in 3 of 6 boots, while each alone passed 6 of 6
-# (docs/rig.md). Each feature is still checked at its limit.
 check 1 128
 check 2 1024
-check 4 1024
-check 2 3584
+check 4 3584

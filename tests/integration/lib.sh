@@ -84,6 +84,11 @@ need_kvm() {
 
 SCRATCH_DIRS=()
 cleanup_scratch() {
+	local p
+	# No guest outlives its test (a failed one may leave it running).
+	for p in "${WAIT_PIDS[@]}"; do
+		kill -KILL "$(minivm_of "$p")" "$p" 2>/dev/null || true
+	done
 	[ "${#SCRATCH_DIRS[@]}" -eq 0 ] || rm -rf "${SCRATCH_DIRS[@]}"
 }
 trap cleanup_scratch EXIT
@@ -134,9 +139,19 @@ fs_can() {
 	return "$rc"
 }
 
+GUEST_WRAP=()
+# How long one guest may run before it counts as hung. Guests in the rig
+# boot to init in 15-40 s (ASan builds the slower), and no test's guest
+# runs longer than about 3 minutes.
+GUEST_TIMEOUT=${MINIVM_GUEST_TIMEOUT:-300}
+
 # boot_guest OUTFILE [minivm args...]: boots the kit's kernel and initrd,
 # with stdin from /dev/null unless redirected by the caller. Returns
-# minivm's exit status; the console output is in OUTFILE.
+# minivm's exit status; the console output is in OUTFILE. A guest still
+# running after GUEST_TIMEOUT seconds is hung (see guest_hung): then the
+# status is 124, as from timeout(1). A test may set GUEST_WRAP to a command
+# that runs minivm (say, ip netns exec NS); it must exec its arguments, so
+# that the process watched is timeout(1).
 # With MINIVM_TEST_VMM=qemu, QEMU runs instead (see qemu_args).
 boot_guest() {
 	local out=$1
@@ -144,33 +159,40 @@ boot_guest() {
 	local rc=0 pid
 	if [ "$MINIVM_TEST_VMM" = qemu ]; then
 		qemu_args "$@"
-		timeout -k 5 "${MINIVM_GUEST_TIMEOUT:-600}" qemu-system-x86_64 -accel kvm -cpu host -nographic -no-reboot \
+		"${GUEST_WRAP[@]}" timeout -k 5 "$GUEST_TIMEOUT" qemu-system-x86_64 -accel kvm -cpu host -nographic -no-reboot \
 			-nic none -kernel "$KIT/vmlinuz" -initrd "$KIT/initrd.img" \
 			"${QEMU_ARGS[@]}" >"$out" 2>&1 || rc=$?
 		return "$rc"
 	fi
-	# In the background so that watch_poweroff can look on; <&0 keeps
-	# the caller's stdin (a background job would get /dev/null).
-	timeout -k 5 "${MINIVM_GUEST_TIMEOUT:-600}" "$MINIVM" -kernel "$KIT/vmlinuz" -initrd "$KIT/initrd.img" \
+	# In the background so that watch_guest can look on; <&0 keeps the
+	# caller's stdin (a background job would get /dev/null). timeout(1)
+	# is only the backstop: watch_guest ends a hung guest first.
+	"${GUEST_WRAP[@]}" timeout -k 5 $((GUEST_TIMEOUT + 120)) "$MINIVM" -kernel "$KIT/vmlinuz" -initrd "$KIT/initrd.img" \
 		-nographic "$@" <&0 >"$out" 2>&1 &
 	pid=$!
-	watch_poweroff "$pid" "$out"
-	wait "$pid" || rc=$?
+	if watch_guest "$pid" "$out"; then
+		wait "$pid" || rc=$?
+	else
+		wait "$pid" || true
+		rc=124 # hung: whatever minivm's status after the SIGTERM
+	fi
 	return "$rc"
 }
 
-# watch_poweroff PID OUTFILE: returns when PID (timeout running minivm)
-# ends. A guest whose kernel printed "reboot: Power down" leaves minivm
-# nothing to wait for, so minivm still there MINIVM_POWEROFF_GRACE seconds
-# later means a vCPU cannot be stopped. That has been seen only inside the
-# rig, twice, with the vCPU threads deaf to minivm's kick signal as well
-# (SIGTERM then hung in joining them): the emulated machine losing the
-# interrupts that take a CPU out of guest mode, like the rig stalls in
-# docs/rig.md. So it counts as a rig stall: exit 124, which makes need_kvm
-# run the test once more, out loud. (Guests that reboot print "Restarting
-# system" instead, and are not watched.)
-watch_poweroff() {
-	local pid=$1 out=$2 since=
+# watch_guest PID OUTFILE: returns when PID (timeout running minivm) ends,
+# or ends it and returns 1.
+# - A guest whose kernel printed "reboot: Power down" leaves minivm nothing
+#   to wait for, so minivm still there MINIVM_POWEROFF_GRACE seconds later
+#   means a vCPU cannot be stopped. That has been seen only inside the rig,
+#   with the vCPU threads deaf to minivm's kick signal as well: the emulated
+#   machine losing the interrupts that take a CPU out of guest mode, like
+#   the rig stalls in docs/rig.md. So it counts as a rig stall: exit 124,
+#   which makes need_kvm run the test once more, out loud. (Guests that
+#   reboot print "Restarting system" instead, and are not watched.)
+# - A guest still running after GUEST_TIMEOUT seconds is hung: guest_hung
+#   says what its vCPUs were doing and ends it.
+watch_guest() {
+	local pid=$1 out=$2 since= start=$SECONDS
 	while kill -0 "$pid" 2>/dev/null; do
 		if [ -z "$since" ] && grep -q "reboot: Power down" "$out" 2>/dev/null; then
 			since=$SECONDS
@@ -182,8 +204,90 @@ watch_poweroff() {
 			echo "RIG STALL: the guest powered off $((SECONDS - since)) s ago and minivm has not exited (a vCPU that cannot be stopped); giving up on this run" >&2
 			exit 124
 		fi
+		if [ $((SECONDS - start)) -ge "$GUEST_TIMEOUT" ]; then
+			guest_hung "$pid" "$out"
+			return 1
+		fi
 		sleep 1
 	done
+}
+
+# guest_hung PID OUTFILE: a guest ran past its time. Appends to OUTFILE
+# what minivm says its vCPUs are doing (vm_report) and ends it: SIGTERM,
+# then SIGKILL 30 s later (minivm gives the guest 10 s to power off, then
+# says which vCPUs will not stop). When a vCPU would not even leave KVM_RUN
+# for the monitor ("did not leave KVM_RUN"), rig_fault makes it a rig
+# fault, as for the deaf vCPUs above; otherwise the hang fails the test.
+guest_hung() {
+	local pid=$1 out=$2 t
+	echo "HUNG: the guest was still running after $GUEST_TIMEOUT s" >>"$out"
+	vm_report "$pid" >>"$out" 2>&1
+	kill -TERM "$(minivm_of "$pid")" 2>/dev/null || true
+	for t in $(seq 30); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 1
+	done
+	pkill -KILL -P "$pid" 2>/dev/null || true
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+# ctl ARGS...: minivm ctl, bounded (a monitor that cannot stop a vCPU
+# answers within 10 s; a test must not wait for ever on one that is wedged).
+ctl() { timeout 60 "$MINIVM" ctl "$@"; }
+
+# minivm_of PID: the minivm that timeout(1) (PID) runs, or PID itself.
+# (Signal minivm, not timeout, which passes a signal on to its whole
+# process group.)
+minivm_of() { pgrep -P "$1" -x minivm || echo "$1"; }
+
+# vm_report PID: what a live minivm (or the timeout(1) running it) says of
+# its vCPUs over its control socket (named by its -name, else minivm-PID),
+# and where its threads wait in the host kernel: so that a guest that
+# stopped making progress can be told from one that crashed, and a vCPU
+# stuck inside KVM_RUN from one the guest left idle.
+vm_report() {
+	local vmm name c t
+	vmm=$(minivm_of "$1")
+	kill -0 "$vmm" 2>/dev/null || return 0
+	name=$(tr '\0' '\n' <"/proc/$vmm/cmdline" | sed -n '/^-name$/{n;s/,.*//;p;q}')
+	name=${name:-minivm-$vmm}
+	echo "--- what minivm $vmm ($name) says ---"
+	for c in "info status" "info cpus" "info registers -a" "info stats"; do
+		echo "--- $c"
+		# shellcheck disable=SC2086 # the command's words
+		timeout 15 "$MINIVM" ctl "$name" $c 2>&1 | head -n 80 || true
+	done
+	for t in /proc/"$vmm"/task/*; do
+		[ -r "$t/stat" ] || continue
+		echo "thread $(cat "$t/comm"): state $(cut -d' ' -f3 "$t/stat"), waiting in $(cat "$t/wchan" 2>/dev/null)"
+	done
+}
+
+# wait_for FILE PATTERN [COUNT [SECS]]: until FILE has COUNT (1) lines
+# matching PATTERN (carriage returns ignored). Fails the test if one of the
+# processes in WAIT_PIDS (the guests' minivms, or the timeout(1)s running
+# them) ends first, or SECS (GUEST_TIMEOUT) pass: then each live one's
+# vm_report is shown, and added to FILE for rig_fault. (A deadline, not a
+# count of tries: in the rig each try takes a while.)
+WAIT_PIDS=()
+wait_for() {
+	local file=$1 pattern=$2 count=${3:-1} end=$((SECONDS + ${4:-$GUEST_TIMEOUT})) p n
+	while [ "$SECONDS" -lt "$end" ]; do
+		n=$(tr -d '\r' <"$file" 2>/dev/null | grep -c -- "$pattern") || true
+		[ "${n:-0}" -ge "$count" ] && return 0
+		for p in "${WAIT_PIDS[@]}"; do
+			kill -0 "$p" 2>/dev/null && continue
+			rig_fault "$file"
+			fail "minivm ($p) ended while waiting for '$pattern' in $(basename "$file")"
+		done
+		sleep 0.2
+	done
+	echo "HUNG: no '$pattern' (x$count) after ${4:-$GUEST_TIMEOUT} s" >>"$file"
+	for p in "${WAIT_PIDS[@]}"; do
+		vm_report "$p" 2>&1 | tee -a "$file" >&2
+	done
+	rig_fault "$file"
+	fail "waiting for '$pattern' (x$count) in $(basename "$file")"
 }
 
 # Sets QEMU_ARGS to minivm's arguments as QEMU takes them. They mostly are
@@ -356,15 +460,19 @@ need_any_kvm() {
 		MINIVM_CACHE="$MINIVM_CACHE" bash "$0" "$@"
 }
 
-# rig_fault LOG: inside the rig, a guest vCPU that triple-faulted or hit a
-# KVM internal error is as likely the emulator's doing (TCG emulating nested
-# SVM, docs/rig.md) as minivm's. Such a run exits 124, which makes need_kvm
-# run the test once more, out loud; a second one fails. Directly on
-# hardware KVM it stays a plain failure.
+# rig_fault LOG: inside the rig, a guest vCPU that triple-faulted, hit a
+# KVM internal error, would not leave KVM_RUN when kicked, or that the
+# guest's kernel saw locked up (one vCPU re-running a faulting instruction
+# fetch for ever has been seen) is as likely the emulator's doing (TCG
+# emulating nested SVM, docs/rig.md) as minivm's. Such a run exits 124,
+# which makes need_kvm run the test once more, out loud; a second one
+# fails. Directly on hardware KVM it stays a plain failure.
 rig_fault() {
 	[ -n "${MINIVM_RIG:-}" ] && [ -f "$1" ] || return 0
-	if grep -q -e 'triple fault (KVM_EXIT_SHUTDOWN)' -e 'KVM internal error' "$1"; then
-		echo "RIG FAULT: a guest vCPU triple-faulted or hit a KVM internal error inside the rig (see above); giving up on this run" >&2
+	if grep -q -e 'triple fault (KVM_EXIT_SHUTDOWN)' -e 'KVM internal error' \
+		-e 'did not leave KVM_RUN' -e 'after it was told to (inside KVM_RUN' \
+		-e 'watchdog: BUG: soft lockup' "$1"; then
+		echo "RIG FAULT: a guest vCPU triple-faulted, hit a KVM internal error, locked up or could not be taken out of KVM_RUN inside the rig (see above); giving up on this run" >&2
 		exit 124
 	fi
 }

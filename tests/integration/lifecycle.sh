@@ -25,16 +25,13 @@ log=$dir/reboot.log
 "$MINIVM" -kernel "$KIT/vmlinuz" -initrd "$KIT/initrd.img" -nographic -m 256 \
 	-append "console=ttyS0 quiet scenario=reboot" </dev/null >"$log" 2>&1 &
 pid=$!
-for _ in $(seq 240); do
-	[ "$(grep -c 'minivm-guest: init reached' "$log")" -ge 2 ] && break
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.5
-done
-[ "$(grep -c 'minivm-guest: init reached' "$log")" -ge 2 ] || {
-	kill -9 "$pid" 2>/dev/null; tail -n 40 "$log" >&2; fail "the guest did not boot again after reboot"; }
+WAIT_PIDS=("$pid")
+FAIL_LOGS=("$log")
+wait_for "$log" 'minivm-guest: init reached' 2
 kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?
+WAIT_PIDS=() FAIL_LOGS=()
 [ "$rc" -eq 0 ] || fail "SIGTERM: minivm exited $rc"
 expect_in "$log" "terminating on signal 15"
 echo "ok: reboot boots again; SIGTERM exits 0"

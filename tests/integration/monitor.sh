@@ -22,43 +22,15 @@ need_kvm 2048 "$@"
 scratch_dir
 runtime_dir # sets $run and XDG_RUNTIME_DIR
 SOCKDIR=$XDG_RUNTIME_DIR/minivm
-TIMEOUT=${MINIVM_GUEST_TIMEOUT:-600}
 pid=
 
-ctl() { "$MINIVM" ctl "$@"; }
 # A failure shows what the guest and minivm said last (the log of the part
-# that failed: $log) and the VM's state before it says what went wrong.
+# that failed: $log) and the state of the VM if it still runs.
 fail_hook() {
-	show_vm_state
+	[ -z "${pid:-}" ] || vm_report "$pid" >&2
 	FAIL_LOGS=(${log:+"$log"})
 }
-# What a live VM's vCPUs are doing, asked over its monitor ($vm), so that a
-# guest that stopped making progress can be told from one that crashed.
-show_vm_state() {
-	local c
-	[ -n "${vm:-}" ] && [ -n "${pid:-}" ] && kill -0 "$pid" 2>/dev/null || return 0
-	echo "--- the state of $vm ---" >&2
-	for c in "info status" "info cpus" "info registers -a" "info stats"; do
-		# shellcheck disable=SC2086  # words on purpose
-		timeout 10 "$MINIVM" ctl "$vm" $c >&2 || echo "($c failed)" >&2
-	done
-}
 ticks() { grep -c 'tick [0-9]* uptime=' "$1" || true; }
-# wait_for FILE PATTERN [COUNT [SECS]]: until PATTERN is in FILE (COUNT
-# times), minivm is gone, or SECS (default $TIMEOUT) have passed. (A
-# deadline, not a count of tries: in the rig each try takes a while.)
-wait_for() {
-	local file=$1 pattern=$2 count=${3:-1} end=$((SECONDS + ${4:-$TIMEOUT}))
-	while [ "$SECONDS" -lt "$end" ]; do
-		[ "$(tr -d '\r' <"$file" | grep -c -- "$pattern")" -ge "$count" ] && return 0
-		[ -z "$pid" ] || kill -0 "$pid" 2>/dev/null || break
-		sleep 0.2
-	done
-	log=$file fail "waiting for '$pattern' (x$count) in $(basename "$file")"
-}
-# minivm_of PID: the minivm that `timeout` (PID) runs. (Signal it, not
-# timeout, which would pass the signal on to its whole process group too.)
-minivm_of() { pgrep -P "$1" -x minivm || echo "$1"; }
 # The host's clock minus the guest's at tick N, in a log from stamp_lines.
 clock_offset() { awk -v n="$2" '$2 == "tick" && $3 == n { split($4, u, "="); printf "%.3f\n", $1 - u[2] }' "$1"; }
 # Copies stdin to stdout with the host's time in front of each line.
@@ -72,9 +44,10 @@ stamp_lines() {
 # --- 1: the control socket ---
 log=$dir/ctl.log
 mkfifo "$run/out1"
-timeout -k 5 "$TIMEOUT" "$MINIVM" -kernel "$KIT/vmlinuz" -initrd "$KIT/initrd.img" -m 256 -smp 2 \
+timeout -k 5 "$GUEST_TIMEOUT" "$MINIVM" -kernel "$KIT/vmlinuz" -initrd "$KIT/initrd.img" -m 256 -smp 2 \
 	-name mon1 -append "console=ttyS0 quiet scenario=ticker" </dev/null >"$run/out1" 2>&1 &
-pid=$! vm=mon1
+pid=$!
+WAIT_PIDS=("$pid")
 stamp_lines <"$run/out1" >"$log" &
 wait_for "$log" ' tick 3 '
 [ "$(stat -c %a "$SOCKDIR")" = 700 ] || fail "$SOCKDIR: mode $(stat -c %a "$SOCKDIR"), expected 700"
@@ -140,7 +113,7 @@ rc=0; ctl mon1 "$(printf '%04000d' 0)" 2>/dev/null || rc=$?
 echo "ok: malformed and unknown commands get error answers (exit 1 from ctl)"
 
 ctl mon1 system_powerdown || fail "system_powerdown failed"
-rc=0; wait "$pid" || rc=$?; pid= vm=
+rc=0; wait "$pid" || rc=$?; pid= WAIT_PIDS=()
 wait
 [ "$rc" -eq 0 ] || { tail -n 20 "$log" >&2; fail "system_powerdown: minivm exited $rc"; }
 expect_in "$log" "minivm-guest: power button pressed"
@@ -151,9 +124,10 @@ echo "ok: system_powerdown powers busybox off, minivm exits 0, the socket is rem
 # --- 2: -monitor stdio next to the console, then SIGTERM ---
 log=$dir/stdio.log
 mkfifo "$run/in"
-timeout -k 5 "$TIMEOUT" "$MINIVM" -kernel "$KIT/vmlinuz" -initrd "$KIT/initrd.img" -m 256 \
+timeout -k 5 "$GUEST_TIMEOUT" "$MINIVM" -kernel "$KIT/vmlinuz" -initrd "$KIT/initrd.img" -m 256 \
 	-monitor stdio -append "console=ttyS0 quiet scenario=ticker" <"$run/in" >"$log" 2>&1 &
 pid=$!
+WAIT_PIDS=("$pid")
 exec 3>"$run/in"
 wait_for "$log" 'tick 2 uptime='
 printf '\001c' >&3
@@ -167,7 +141,7 @@ n=$(ticks "$log")
 wait_for "$log" 'tick [0-9]* uptime=' $((n + 2))
 echo "ok: -monitor stdio: Ctrl-a c, info status, stop, cont"
 kill -TERM "$(minivm_of "$pid")"
-rc=0; wait "$pid" || rc=$?; pid=
+rc=0; wait "$pid" || rc=$?; pid= WAIT_PIDS=()
 exec 3>&-
 [ "$rc" -eq 0 ] || { tail -n 20 "$log" >&2; fail "SIGTERM: minivm exited $rc"; }
 expect_in "$log" "terminating on signal 15: pressing the power button"
@@ -193,7 +167,8 @@ kill -0 "$dpid" || fail "-pidfile: no process $dpid"
 [ "$(ctl mon3 info status)" = "VM status: paused" ] || fail "-S: the control socket disagrees"
 ctl "$run/mon.sock" cont
 # Gives up if the daemon dies, or after 240 s (the guest needs some 20).
-vm=mon3 pid=$dpid wait_for "$dir/daemon.log" 'tick 2 uptime=' 1 240
+pid=$dpid WAIT_PIDS=("$dpid")
+wait_for "$dir/daemon.log" 'tick 2 uptime=' 1 240
 ctl mon3 quit
 for _ in $(seq 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.2; done
 ! kill -0 "$dpid" 2>/dev/null || fail "quit: minivm $dpid still runs"

@@ -10,34 +10,17 @@ need_kvm 2048 "$@"
 
 scratch_dir
 runtime_dir
-TIMEOUT=${MINIVM_GUEST_TIMEOUT:-600}
 netns_new br
 ip -n "$ns" link add br0 type bridge || fail "cannot create a bridge"
 ip -n "$ns" link set br0 up
-ctl() { "$MINIVM" ctl "$@"; }
-pids=()
 # guest NAME LOG ARGS...: a minivm in the namespace, in the background.
 guest() {
 	local name=$1 log=$2
 	shift 2
-	ip netns exec "$ns" timeout -k 5 "$TIMEOUT" "$MINIVM" -kernel "$KIT/vmlinuz" \
+	ip netns exec "$ns" timeout -k 5 "$GUEST_TIMEOUT" "$MINIVM" -kernel "$KIT/vmlinuz" \
 		-initrd "$KIT/initrd.img" -m 256 -name "$name" "$@" </dev/null >"$log" 2>&1 &
-	pids+=($!)
+	WAIT_PIDS+=($!)
 }
-# wait_for FILE PATTERN: until PATTERN is in FILE; fails when a guest's
-# minivm has ended before that, or after $TIMEOUT seconds.
-wait_for() {
-	local file=$1 pattern=$2 end=$((SECONDS + TIMEOUT)) p
-	while [ "$SECONDS" -lt "$end" ]; do
-		grep -q -- "$pattern" "$file" && return 0
-		for p in "${pids[@]}"; do
-			kill -0 "$p" 2>/dev/null || fail "a guest's minivm ended while waiting for '$pattern' in $(basename "$file")"
-		done
-		sleep 0.2
-	done
-	fail "waiting for '$pattern' in $(basename "$file")"
-}
-
 g1=$dir/g1.log g2=$dir/g2.log
 FAIL_LOGS=("$g1" "$g2")
 # One boot at a time: two guests booting at once inside the rig have seen
@@ -77,8 +60,8 @@ ctl nb1 set_link nic0 on || fail "set_link nic0 on"
 wait_for "$g1" "minivm-guest: scenario exit"
 grep -q "minivm-guest: carrier up" "$g1" || fail "the carrier did not come back"
 [ "$(grep -c "minivm-guest: ping 192.168.77.11 ok" "$g1")" -eq 2 ] || fail "no ping after set_link on"
-rc=0; wait "${pids[1]}" || rc=$?
-pids=("${pids[0]}") # guest 1 is done
+rc=0; wait "${WAIT_PIDS[1]}" || rc=$?
+WAIT_PIDS=("${WAIT_PIDS[0]}") # guest 1 is done
 [ "$rc" -eq 0 ] || fail "guest 1: minivm exited $rc"
 echo "ok: set_link off/on: the guest sees the carrier go and come back, no traffic while it is down"
 
@@ -89,6 +72,6 @@ for bad in "set_link" "set_link n0 maybe" "set_link nosuch off"; do
 	[ "$rc" -eq 1 ] && [[ $out == error:* ]] || fail "'$bad': rc $rc, '$out'"
 done
 ctl nb2 system_powerdown || fail "system_powerdown"
-rc=0; wait "${pids[0]}" || rc=$?
+rc=0; wait "${WAIT_PIDS[0]}" || rc=$?
 [ "$rc" -eq 0 ] || fail "guest 2: minivm exited $rc"
 echo "ok: bad set_link commands get errors; guest 2 powers off, exit 0"

@@ -18,7 +18,6 @@ done
 
 scratch_dir
 runtime_dir
-TIMEOUT=${MINIVM_GUEST_TIMEOUT:-600}
 MODELS=$MINIVM_SRC/net/models
 OUT=198.51.100.2 UP_IP=198.51.100.1
 netns_new r
@@ -42,11 +41,11 @@ guest() {
 	local name=$1 rc=0
 	shift
 	log=$dir/$name.log
-	ip netns exec "$R" env MINIVM_BRIDGE=mvbr0 timeout -k 5 "$TIMEOUT" "$MINIVM" \
-		-kernel "$KIT/vmlinuz" -initrd "$KIT/initrd.img" -m 256 -no-reboot \
+	GUEST_WRAP=(ip netns exec "$R" env MINIVM_BRIDGE=mvbr0)
+	boot_guest "$log" -m 256 -no-reboot \
 		-netdev "tap,id=n0,script=$MINIVM_SRC/net/qemu-ifup,downscript=$MINIVM_SRC/net/qemu-ifdown" \
 		-device virtio-net-pci,netdev=n0 \
-		-append "console=ttyS0 quiet scenario=net $*" </dev/null >"$log" 2>&1 || rc=$?
+		-append "console=ttyS0 quiet scenario=net $*" </dev/null || rc=$?
 	[ "$rc" -eq 0 ] || fail "$name: minivm exited $rc"
 	grep -q "minivm-guest: scenario exit 0" "$log" || fail "$name: the guest's scenario failed"
 }

@@ -89,7 +89,8 @@ rig_matches() {
 #   minivm_rig_interactive=1  give the job /dev/ttyS0 as its controlling terminal
 #   minivm_rig_tty=ROWSxCOLS  window size for ttyS0 (interactive mode)
 #   minivm_rig_verbose=1      print progress with timestamps
-# It writes the job's exit status to DIR/status, then powers L1 off.
+# It writes the job's exit status to DIR/status, then powers L1 off; while
+# the job runs, DIR/heartbeat changes every 5 s.
 write_init() {
 	local out=$1 kvm=$2 fs=$3
 	{
@@ -192,6 +193,12 @@ esac
 run_job() {
 	env -i chroot /newroot /bin/bash --noprofile --norc "$out/.job.sh"
 }
+# A heartbeat for run.sh: a file in the writable export that changes every
+# 5 s while L1 runs at all. When TCG stops making progress (docs/rig.md,
+# "When the rig itself stalls") it stops changing, and run.sh ends the rig
+# after a couple of minutes instead of waiting for --timeout.
+(while :; do cut -d' ' -f1 /proc/uptime >"/newroot$out/heartbeat"; sleep 5; done) &
+heartbeat=$!
 say "starting the job"
 if [ "$interactive" = 1 ]; then
 	[ -n "$tty" ] && stty -F /dev/ttyS0 rows "${tty%x*}" cols "${tty#*x}"
@@ -209,6 +216,7 @@ else
 	rc=$?
 fi
 say "job exited with status $rc"
+kill "$heartbeat" 2>/dev/null
 echo "$rc" >"/newroot$out/status" || fail "cannot write $out/status"
 sync
 umount "/newroot$out" 2>/dev/null

@@ -11,6 +11,9 @@
 #                    about 2.5 GiB more than the largest L2 guest
 #   --smp N          L1 vCPUs (default 2)
 #   --timeout SECS   kill the rig after SECS seconds of wall time (exit 124)
+#                    (a rig whose L1 stops making progress for
+#                    $MINIVM_RIG_STALL seconds, default 150, is killed
+#                    sooner, also with exit 124)
 #   --interactive    connect this terminal to L1's serial console; the command
 #                    gets ttyS0 as controlling terminal (Ctrl-C, Ctrl-a pass through)
 #   --rw DIR         also export host directory DIR writable, at the same path
@@ -43,6 +46,8 @@ rw_dirs=()
 append=
 scratch=
 qemu_pid=
+stalled=0
+stall_s=${MINIVM_RIG_STALL:-150}
 
 die() { echo "rig: error: $*" >&2; exit 125; }
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
@@ -139,6 +144,62 @@ show_l1_log() {
 	fi
 }
 
+# Waits for QEMU to end, or ends it (stalled=1) when L1's heartbeat (a file
+# its /init rewrites every 5 s, see build-rig.sh) has not changed for
+# $stall_s seconds: the emulated machine has stopped making progress, and
+# waiting for --timeout would only waste the time that is left.
+watch_heartbeat() {
+	local hb=$scratch/heartbeat age
+	while kill -0 "$qemu_pid" 2>/dev/null; do
+		sleep 2
+		[[ -f $hb ]] || continue # L1 still booting: --timeout covers that
+		age=$(($(date +%s) - $(stat -c %Y "$hb" 2>/dev/null || date +%s)))
+		((age >= stall_s)) || continue
+		echo "rig: L1 stalled: its heartbeat stopped ${age} s ago; killed the rig" >&2
+		l1_cpus >&2
+		stalled=1
+		kill "$qemu_pid" 2>/dev/null
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			kill -0 "$qemu_pid" 2>/dev/null || return 0
+			sleep 1
+		done
+		pkill -KILL -P "$qemu_pid" 2>/dev/null
+		kill -KILL "$qemu_pid" 2>/dev/null
+		return 0
+	done
+}
+
+# What L1's CPUs are doing, twice, 2 s apart, from QEMU's monitor: the
+# instruction pointers show whether a CPU is stuck in one place, and in
+# which mode (with nested SVM, TCG shows the L2 guest's registers while a
+# CPU runs it).
+l1_cpus() {
+	command -v python3 >/dev/null || return 0
+	python3 - "$scratch/qemu-monitor.sock" <<'PY' || true
+import re, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+def ask(cmd=None):
+    if cmd:
+        s.sendall((cmd + "\n").encode())
+    out, end = b"", time.time() + 5
+    while time.time() < end and not out.rstrip().endswith(b"(qemu)"):
+        try:
+            out += s.recv(65536)
+        except socket.timeout:
+            break
+    return out.decode(errors="replace")
+ask()  # the greeting, up to the first prompt
+for i in range(2):
+    if i:
+        time.sleep(2)
+    for line in ask("info registers -a").splitlines():
+        if re.match(r"(CPU#|RIP|CR0|EFER|ES |CS |SS |DS )", line.strip()):
+            print("rig: L1: " + line.strip())
+PY
+}
+
 # shellcheck disable=SC2317  # called from the EXIT trap
 cleanup() {
 	local rc=$?
@@ -180,7 +241,7 @@ main() {
 
 	# shellcheck disable=SC2054  # commas inside QEMU option values
 	local qemu=(qemu-system-x86_64
-		-accel tcg,thread=multi -cpu max -M q35 -m "$mem" -smp "$smp"
+		-accel tcg,thread=multi -cpu "${MINIVM_RIG_CPU:-max,la57=off}" -M q35 -m "$mem" -smp "$smp"
 		-nodefaults -no-user-config -display none -no-reboot
 		-kernel "$RIG/vmlinux" -initrd "$RIG/initrd.img" -append "$cmdline"
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
@@ -200,7 +261,10 @@ main() {
 	qemu+=(-chardev "file,id=l1log,path=$scratch/l1-console.log" -serial chardev:l1log)
 	# TCG logs an L1 triple fault here: L1 then resets, which -no-reboot
 	# turns into a silent QEMU exit 0.
+	# shellcheck disable=SC2054
 	qemu+=(-d cpu_reset,guest_errors -D "$scratch/qemu-debug.log")
+	# QEMU's own monitor, for a look at L1's CPUs when it stalls.
+	qemu+=(-monitor "unix:$scratch/qemu-monitor.sock,server=on,wait=off")
 	[[ -n $timeout_s ]] && qemu=(timeout --foreground -k 5 "$timeout_s" "${qemu[@]}")
 
 	local t0 qrc=0
@@ -214,10 +278,15 @@ main() {
 		"${qemu[@]}" </dev/null &
 	fi
 	qemu_pid=$!
+	watch_heartbeat
 	wait "$qemu_pid" || qrc=$?
 	qemu_pid=
 	((verbose)) && echo "rig: qemu exited with $qrc after $(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $t0 }") s" >&2
 
+	if ((stalled)); then
+		show_l1_log
+		exit 124
+	fi
 	if [[ -n $timeout_s && $qrc -eq 124 ]]; then
 		echo "rig: timed out after ${timeout_s}s; killed the rig" >&2
 		show_l1_log

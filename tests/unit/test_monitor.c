@@ -223,6 +223,38 @@ START_TEST(stop_and_cont)
 }
 END_TEST
 
+/*
+ * A vCPU that never comes out of KVM_RUN (seen in the rig) must not hang
+ * the monitor: stop fails, naming it, and the VM is left running.
+ */
+START_TEST(stop_fails_on_a_vcpu_that_will_not_park)
+{
+	struct kvm_run run_page = { .exit_reason = KVM_EXIT_HLT };
+	struct vcpu v = { .id = 0, .run = &run_page, .in_run = true };
+	struct vm vm;
+
+	fake_vm(&vm);
+	v.vm = &vm;
+	vm.vcpus = &v;
+	vm.nr_vcpus = 1;
+	vm.pause.limit_ms = 300;
+	run_page.immediate_exit = 1; /* as a kick leaves it */
+	vcpu_pause_enter(&v); /* counted as running; never reaches a pause point */
+	monitor_attach(&mon, &vm);
+	assert_error("stop", "vCPU 0 did not leave KVM_RUN within 0.3 s");
+	ck_assert(strstr(out.buf, "the last with reason 5") != NULL);
+	ck_assert(!vm_is_paused(&vm));
+	ck_assert_int_eq(run_page.immediate_exit, 0); /* the kick taken back */
+	assert_error("info cpus", "cannot stop the vCPUs: vCPU 0");
+	ck_assert_str_eq(run("info status"), "VM status: running\n");
+	vcpu_pause_leave(&v);
+	ck_assert_str_eq(run("stop"), ""); /* nobody left to wait for */
+	ck_assert(vm_is_paused(&vm));
+	monitor_detach(&mon);
+	fake_vm_free(&vm);
+}
+END_TEST
+
 START_TEST(mtree_shows_the_buses)
 {
 	struct vm vm;
@@ -458,6 +490,7 @@ int main(void)
 	tcase_add_test(tc, json_strings_escaped);
 	tcase_add_test(tc, info_block_from_the_command_line);
 	tcase_add_test(tc, stop_and_cont);
+	tcase_add_test(tc, stop_fails_on_a_vcpu_that_will_not_park);
 	tcase_add_test(tc, mtree_shows_the_buses);
 	tcase_add_test(tc, process_control_flags);
 	tcase_add_test(tc, ctl_path);
