@@ -59,11 +59,11 @@ need_kvm() {
 	fi
 	bash "$MINIVM_SRC/guests/build-kit.sh" >&2
 	# Hangs of a guest or of minivm are caught inside the rig, by each
-	# boot's own timeout (MINIVM_GUEST_TIMEOUT), and fail the test. The
-	# rig's timeout (run.sh exits 124) only fires when the emulated machine
-	# itself stops making progress: TCG running nested SVM has been seen to
-	# stall so, rarely, with both its CPUs busy. That is the emulator, not
-	# the test, so it gets one more try, said out loud. So does a rig whose
+	# boot's own timeout (MINIVM_GUEST_TIMEOUT), and fail the test. run.sh
+	# exits 124 only when the emulated machine itself stops making progress
+	# (its heartbeat stops, or --timeout passes): TCG running nested SVM
+	# has been seen to stall so, rarely, with both its CPUs busy. That is
+	# the emulator, not the test, so it gets one more try, said out loud. So does a rig whose
 	# L1 kernel died (run.sh exits 125 and shows L1's last messages): seen
 	# as "BUG: TASK stack guard page was hit" in qemu-system-x86 after
 	# several guest boots, which is TCG's nested SVM, not minivm.
@@ -75,7 +75,7 @@ need_kvm() {
 			MINIVM_CACHE="$MINIVM_CACHE" bash "$0" "$@" || rc=$?
 		[ "$try" -eq 1 ] || exit "$rc"
 		case $rc in
-		124) echo "RIG STALL: the rig made no progress for ${MINIVM_RIG_TIMEOUT:-900} s, a guest's vCPUs could not be stopped, or a guest vCPU triple-faulted (see above); running $(basename "$0") again" >&2 ;;
+		124) echo "RIG STALL: the rig stopped making progress (no heartbeat for ${MINIVM_RIG_STALL:-150} s, or no end in ${MINIVM_RIG_TIMEOUT:-900} s), a guest's vCPUs could not be stopped, or a guest vCPU faulted or locked up (see above); running $(basename "$0") again" >&2 ;;
 		125) echo "RIG CRASH: the rig's L1 machine died (see above); running $(basename "$0") again" >&2 ;;
 		*) exit "$rc" ;;
 		esac
