@@ -47,6 +47,8 @@ void cli_usage(void)
 	       "  -S                   start with the vCPUs stopped (the monitor's cont starts them)\n"
 	       "  -daemonize           detach once the VM is set up (needs -serial file:PATH or none)\n"
 	       "  -pidfile file        write minivm's pid there (removed at exit)\n"
+	       "  -D file              once the VM is set up, minivm's messages go to file\n"
+	       "                       (appended; with -daemonize they are lost otherwise)\n"
 	       "  -shutdown-timeout s  on SIGTERM the guest gets a power button press and s seconds\n"
 	       "                       to power off (default 10; 0: stop at once)\n"
 	       "  --stats              print exit statistics on stderr when minivm exits\n"
@@ -284,6 +286,14 @@ static int parse_pidfile(const char *arg, struct vm_config *cfg)
 	return 0;
 }
 
+static int parse_logfile(const char *arg, struct vm_config *cfg)
+{
+	if (!*arg)
+		return -EINVAL;
+	cfg->logfile = arg;
+	return 0;
+}
+
 static int parse_shutdown_timeout(const char *arg, struct vm_config *cfg)
 {
 	return parse_uint(arg, &cfg->shutdown_timeout);
@@ -426,6 +436,7 @@ static const struct cli_flag cli_flags[] = {
 	{ "name", parse_name, "a name" },
 	{ "monitor", parse_monitor, "stdio, unix:PATH,server,nowait or none" },
 	{ "pidfile", parse_pidfile, "a file name" },
+	{ "D", parse_logfile, "a file name" },
 	{ "shutdown-timeout", parse_shutdown_timeout, "a number of seconds" },
 	{ "daemonize", NULL, NULL },
 	{ "S", NULL, NULL },

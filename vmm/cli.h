@@ -53,6 +53,7 @@ struct vm_config {
 	bool start_paused;        /* -S: vCPUs stopped until the monitor's cont */
 	bool daemonize;
 	const char *pidfile;
+	const char *logfile; /* -D: minivm's messages, once the VM is set up */
 	unsigned shutdown_timeout; /* SIGTERM: seconds the guest has to power off */
 	bool stats_summary;       /* --stats: print exit statistics at exit */
 	bool no_stats;            /* --no-stats: do not count exits at all */

@@ -232,6 +232,8 @@ int main(int argc, char **argv)
 	if (kernel_format_resolve(&cfg))
 		return 1;
 	procctl_init(&proc);
+	if (cfg.logfile && procctl_logfile(&proc, cfg.logfile))
+		return 1;
 	/* Before any thread exists: fork keeps only the calling one. */
 	if (cfg.daemonize && procctl_daemonize(&proc))
 		return 1;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * -daemonize and -pidfile.
+ * -daemonize, -pidfile and -D.
  *
  * Daemonizing forks before any thread exists (fork copies only the calling
  * thread). The parent stays until the child has created the VM, so that
@@ -24,6 +24,17 @@ void procctl_init(struct procctl *p)
 {
 	p->ready_fd = -1;
 	p->pidfile = NULL;
+	p->log_fd = -1;
+}
+
+int procctl_logfile(struct procctl *p, const char *path)
+{
+	p->log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (p->log_fd < 0) {
+		pr_err("-D %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	return 0;
 }
 
 static void parent_wait(int fd)
@@ -75,12 +86,11 @@ int procctl_pidfile(struct procctl *p, const char *path)
 	return 0;
 }
 
-void procctl_ready(struct procctl *p)
+/* -daemonize: the parent may go, and the terminal is let go of. */
+static void detach(struct procctl *p)
 {
 	int null;
 
-	if (p->ready_fd < 0)
-		return;
 	if (write(p->ready_fd, "k", 1) != 1)
 		pr_debug("-daemonize: the parent is gone");
 	close(p->ready_fd);
@@ -96,6 +106,17 @@ void procctl_ready(struct procctl *p)
 		close(null);
 }
 
+void procctl_ready(struct procctl *p)
+{
+	if (p->ready_fd >= 0)
+		detach(p);
+	if (p->log_fd >= 0) {
+		dup2(p->log_fd, STDERR_FILENO);
+		close(p->log_fd);
+		p->log_fd = -1;
+	}
+}
+
 void procctl_fini(struct procctl *p)
 {
 	if (p->pidfile)
@@ -104,4 +125,7 @@ void procctl_fini(struct procctl *p)
 	if (p->ready_fd >= 0)
 		close(p->ready_fd);
 	p->ready_fd = -1;
+	if (p->log_fd >= 0)
+		close(p->log_fd);
+	p->log_fd = -1;
 }

@@ -28,7 +28,7 @@ pid=
 # that failed: $log) and the state of the VM if it still runs.
 fail_hook() {
 	[ -z "${pid:-}" ] || vm_report "$pid" >&2
-	FAIL_LOGS=(${log:+"$log"})
+	FAIL_LOGS=(${log:+"$log"} ${errlog:+"$errlog"})
 }
 ticks() { grep -c 'tick [0-9]* uptime=' "$1" || true; }
 # The host's clock minus the guest's at tick N, in a log from stamp_lines.
@@ -155,8 +155,10 @@ if [ "${MINIVM_TEST_MONITOR_DAEMON:-0}" != 1 ]; then
 	exit 0
 fi
 rc=0
+# -D: what the daemon says after it detached (why it ended, if it does).
+log=$dir/daemon.log errlog=$dir/daemon.err
 timeout -k 5 60 "$MINIVM" -kernel "$KIT/vmlinuz" -initrd "$KIT/initrd.img" -m 256 -daemonize -S \
-	-name mon3 -pidfile "$dir/pid" -serial "file:$dir/daemon.log" \
+	-name mon3 -pidfile "$dir/pid" -serial "file:$dir/daemon.log" -D "$errlog" \
 	-monitor "unix:$run/mon.sock,server,nowait" -append "console=ttyS0 quiet scenario=ticker" \
 	</dev/null >"$dir/daemon.out" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] || { cat "$dir/daemon.out" >&2; fail "-daemonize: the parent exited $rc"; }

@@ -69,10 +69,11 @@ grep -q 'monitor - type .help.' <<<"$out" && grep -q 'VM status: paused' <<<"$ou
 	grep -q "timer: 20 interrupts taken, done" <<<"$out" || fail "Ctrl-a c: '$out'"
 echo "ok: -monitor stdio, alone and behind Ctrl-a c"
 
-# --- -daemonize, -pidfile; SIGTERM on a stopped VM ends it at once ---
+# --- -daemonize, -pidfile, -D; SIGTERM on a stopped VM ends it at once ---
 rc=0
+echo "an earlier line" >"$dir/d.log"
 timeout -k 5 "$T" "$MINIVM" -kernel "$GUEST" -S -daemonize -name teachd -pidfile "$dir/pid" \
-	-serial none </dev/null >"$dir/d.out" 2>&1 || rc=$?
+	-D "$dir/d.log" -serial none </dev/null >"$dir/d.out" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] || { cat "$dir/d.out" >&2; fail "-daemonize: parent exited $rc"; }
 dpid=$(cat "$dir/pid")
 [ "$(ctl teachd info status)" = "VM status: paused" ] || fail "-daemonize: not reachable"
@@ -81,7 +82,11 @@ for _ in $(seq 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
 ! kill -0 "$dpid" 2>/dev/null || fail "SIGTERM: a stopped VM did not end at once"
 [ ! -e "$dir/pid" ] || fail "-pidfile: left behind"
 [ ! -s "$dir/d.out" ] || { cat "$dir/d.out" >&2; fail "-daemonize: printed on the terminal"; }
-echo "ok: -daemonize and -pidfile; SIGTERM ends a stopped VM at once"
+# -D: what the daemon said after it detached is in the log, after what
+# was there (appended).
+[ "$(head -n 1 "$dir/d.log")" = "an earlier line" ] || fail "-D: the log was not appended to"
+grep -q "terminating on signal 15" "$dir/d.log" || { cat "$dir/d.log" >&2; fail "-D: the daemon's messages are not in the log"; }
+echo "ok: -daemonize, -pidfile and -D; SIGTERM ends a stopped VM at once"
 
 # --- -daemonize with -monitor unix: and the console in a file; cont, quit ---
 rc=0
@@ -112,6 +117,7 @@ bad "-daemonize: the serial console" -kernel "$GUEST" -daemonize
 bad "-daemonize: the monitor" -kernel "$GUEST" -daemonize -serial none -monitor stdio
 bad "-shutdown-timeout" -kernel "$GUEST" -shutdown-timeout soon
 bad "-name a/b" -kernel "$GUEST" -name a/b
+bad "-D $dir/nosuch/log: No such file" -kernel "$GUEST" -D "$dir/nosuch/log"
 bad "usage: minivm ctl" ctl
 bad "usage: minivm ctl" ctl teach
 bad "no VM named nosuch" ctl nosuch info status

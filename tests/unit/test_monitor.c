@@ -302,6 +302,9 @@ START_TEST(process_control_flags)
 			       "-monitor", "stdio"), -EINVAL);
 	ck_assert_int_eq(PARSE(&c, "-kernel", "bz", "-name", "a/b"), -EINVAL);
 	ck_assert_int_eq(PARSE(&c, "-kernel", "bz", "-name", ".x"), -EINVAL);
+	ck_assert_int_eq(PARSE(&c, "-kernel", "bz", "-D", "/tmp/log"), CLI_RUN);
+	ck_assert_str_eq(c.logfile, "/tmp/log");
+	ck_assert_int_eq(PARSE(&c, "-kernel", "bz", "-D", ""), -EINVAL);
 }
 END_TEST
 
